@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Convert a Darknet YOLO model (cfg + weights) into a Keras model for quantization and the Edge TPU.
+
+    python convert.py model_data/yolov3-tiny.cfg yolov3-tiny.weights out/yolov3-tiny.h5 --leaky prelu
+
+Writes OUT (.h5 or .keras), OUT_anchors.txt (classic one-line anchors) and OUT_yolo.json
+(anchors, masks, classes, input size, scale_x_y: what the quantizer and inference.py need).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from utils.errors import UserError, run_cli
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``416`` or ``WIDTHxHEIGHT``, each a positive multiple of 32."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not N or WIDTHxHEIGHT") from None
+    size = size * 2 if len(size) == 1 else size
+    if len(size) != 2 or min(size) <= 0 or any(s % 32 for s in size):
+        raise argparse.ArgumentTypeError(f"'{text}': width and height must be positive multiples of 32")
+    return size
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("cfg", type=Path, help="Darknet .cfg file")
+    parser.add_argument("weights", type=Path, help="Darknet .weights file")
+    parser.add_argument("output", type=Path, help="Keras model to write (.h5 or .keras)")
+    parser.add_argument("--input-size", type=parse_size, metavar="WxH",
+                        help="network input size, multiples of 32 (default: width/height of [net])")
+    parser.add_argument("--leaky", choices=("keep", "relu", "prelu"), default="keep",
+                        help="leaky ReLU handling: keep it (fast on CPU, not on the Edge TPU), "
+                             "prelu (exact, Edge TPU-legal), relu (needs retraining) (default: %(default)s)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    from utils.darknet_cfg import conv_layouts, parse_cfg
+    from utils.darknet_weights import read_weights
+    from utils.files import require_file
+
+    require_file(args.cfg, "cfg")
+    require_file(args.weights, "weights")
+    if args.output.suffix not in (".h5", ".keras"):
+        raise UserError(f"output {args.output}: the name must end in .h5 or .keras")
+    sections = parse_cfg(args.cfg)
+    net = sections[0]
+    input_size = args.input_size or (net.int("width", 416), net.int("height", 416))
+    if any(s % 32 for s in input_size):
+        raise UserError(f"cfg {args.cfg}: input size {input_size[0]}x{input_size[1]} is not a multiple of 32")
+    weights = read_weights(args.weights, conv_layouts(sections))
+    if args.leaky == "relu" and any(s.options.get("activation") == "leaky" for s in sections):
+        print("warning: --leaky relu replaces the trained leaky ReLU; pretrained weights then need "
+              "retraining (use --leaky prelu to keep them exact on the Edge TPU)", file=sys.stderr)
+
+    import utils.conversion as conversion
+
+    started = time.perf_counter()
+    report = conversion.convert(sections, weights, input_size, args.leaky, args.output)
+    print(report.summary(time.perf_counter() - started))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Quantize a Keras YOLO model (from convert.py) to a full-integer TFLite model for the Edge TPU.
+
+    python keras_to_tflite_quant.py out/yolov3-tiny.h5 out/yolov3-tiny.tflite --dataset calib_images/
+
+Calibrates on real images letterboxed exactly as inference.py does, embeds the YOLO metadata
+(anchors, masks, classes) in the .tflite, fixes the heads' output range for a finer 8-bit step,
+then prints an Edge TPU compatibility report and the quantization error per head.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+from utils.errors import UserError, run_cli
+
+REPO_SAMPLES = Path(__file__).resolve().parent / "model_data" / "samples"
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not LOW,HIGH") from None
+    if not low < 0 < high:
+        raise argparse.ArgumentTypeError(f"'{text}': need LOW < 0 < HIGH")
+    return low, high
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("model", type=Path, help="Keras model from convert.py (.h5 or .keras)")
+    parser.add_argument("output", type=Path, help=".tflite file to write")
+    parser.add_argument("--dataset", nargs="+", metavar="DIR|GLOB|FILE",
+                        help="calibration images: directories (recursive), globs or files "
+                             f"(default: the repository's sample photos, {REPO_SAMPLES.name}/, with a warning)")
+    parser.add_argument("--num-samples", type=int, default=100, help="calibration images to use, evenly "
+                        "spread over the dataset (default: %(default)s)")
+    parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
+                        help="input/output type of the quantized model (default: %(default)s, the Edge TPU-safe choice)")
+    parser.add_argument("--float", action="store_true", help="write an unquantized float32 model instead "
+                        "(reference and debugging; not for the Edge TPU)")
+    parser.add_argument("--output-range", type=parse_range, default=(-6.0, 10.0), metavar="LOW,HIGH",
+                        help="fixed logit range of the quantized heads (default: -6,10)")
+    parser.add_argument("--no-fixed-range", action="store_true",
+                        help="keep the calibrated head ranges instead of --output-range")
+    parser.add_argument("--anchors", type=Path, help="anchors file, for a model without its _yolo.json sidecar")
+    parser.add_argument("--eval-images", nargs="+", metavar="DIR|GLOB|FILE",
+                        help="images for the quantization-error report (default: up to 8 calibration images)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 unless every op maps to the Edge TPU")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if args.num_samples < 1:
+        raise UserError("--num-samples must be at least 1")
+    from utils.files import require_file
+    from utils.images import evenly_spread, find_images, read_image
+
+    require_file(args.model, "model")
+    if not args.output.parent.is_dir():
+        raise UserError(f"output {args.output}: directory {args.output.parent} does not exist")
+    if args.dataset:
+        dataset = find_images(args.dataset, "dataset")
+    else:
+        dataset = find_images([str(REPO_SAMPLES)], "dataset")
+        if not args.float:
+            print(f"warning: no --dataset: calibrating on the {len(dataset)} sample photos in {REPO_SAMPLES}. "
+                  "Output ranges then fit those photos only; pass --dataset with ~100 images like "
+                  "the ones you will run on", file=sys.stderr)
+    calibration_images = evenly_spread(dataset, args.num_samples)
+    eval_images = find_images(args.eval_images, "eval images") if args.eval_images else evenly_spread(calibration_images, 8)
+
+    from tqdm import tqdm
+
+    from utils import edgetpu_check, quantize
+
+    started = time.perf_counter()
+    model = quantize.load_keras_model(args.model)
+    meta = quantize.model_meta(model, args.model, args.anchors)
+    calibration = quantize.Calibration(calibration_images, [])
+    progress = lambda items: tqdm(items, desc="calibrating", unit="image", file=sys.stderr)  # noqa: E731
+    dataset_fn = quantize.representative_data(calibration_images, meta.input_size, calibration, progress)
+    tflite = quantize.to_tflite(model, dataset_fn, args.io_type, quantize=not args.float)
+    if not args.float and len(calibration.skipped) == len(calibration_images):
+        raise UserError(f"dataset: none of the {len(calibration_images)} images could be decoded")
+    output_range = None if (args.float or args.no_fixed_range) else args.output_range
+    meta.output_range = output_range
+    quantize.finish(tflite, meta, args.output, output_range)
+    seconds = time.perf_counter() - started
+    used = len(calibration_images) - len(calibration.skipped)
+    kind = "float32 (unquantized)" if args.float else f"full int8, {args.io_type} input/output"
+    print(f"wrote {args.output} ({kind}; {args.output.stat().st_size / 2**20:.2f} MiB) in {seconds:.1f} s"
+          + ("" if args.float else f", calibrated on {used} images ({len(calibration.skipped)} skipped)")
+          + (f", head range fixed to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""))
+    report = edgetpu_check.check(args.output)
+    print(report.format())
+    if not args.float:
+        images = [image for image in (read_image(p) for p in eval_images) if image is not None]
+        clipped = f", reference clipped to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""
+        print(f"Quantization error on {len(images)} images (dequantized int8 heads vs the float Keras model{clipped}):")
+        for grid, mean, peak in quantize.head_errors(model, args.output, images, meta.input_size, output_range):
+            print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
+    print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return 1 if args.strict and not report.all_mapped else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,157 @@
+"""Parse Darknet ``.cfg`` files into plain sections, validating what the converter relies on."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+SECTION_KINDS = ("net", "convolutional", "maxpool", "route", "shortcut", "upsample", "yolo")
+ACTIVATIONS = ("leaky", "relu", "linear", "logistic", "mish")
+
+
+@dataclass
+class Section:
+    """One ``[kind]`` block of a cfg: its options as written and where it starts."""
+
+    kind: str
+    line: int
+    options: dict[str, str] = field(default_factory=dict)
+    option_lines: dict[str, int] = field(default_factory=dict)
+    source: str = "cfg"
+
+    def where(self, key: str | None = None) -> str:
+        line = self.option_lines.get(key, self.line) if key else self.line
+        return f"{self.source} line {line}: [{self.kind}]"
+
+    def _value(self, key: str, default, convert, kind: str):
+        if key not in self.options:
+            if default is None:
+                raise UserError(f"{self.where()} needs option '{key}'")
+            return default
+        text = self.options[key]
+        try:
+            return convert(text)
+        except ValueError:
+            raise UserError(f"{self.where(key)} option '{key}={text}' is not {kind}") from None
+
+    def int(self, key: str, default: int | None = None) -> int:
+        return self._value(key, default, int, "an integer")
+
+    def float(self, key: str, default: float | None = None) -> float:
+        return self._value(key, default, float, "a number")
+
+    def ints(self, key: str, default: list[int] | None = None) -> list[int]:
+        return self._value(key, default, lambda t: [int(v) for v in t.split(",") if v.strip()],
+                           "a list of integers")
+
+    def floats(self, key: str, default: list[float] | None = None) -> list[float]:
+        return self._value(key, default, lambda t: [float(v) for v in t.split(",") if v.strip()],
+                           "a list of numbers")
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.options.get(key, default)
+        if value not in choices:
+            raise UserError(f"{self.where(key)} option '{key}={value}' is not one of {', '.join(choices)}")
+        return value
+
+
+def parse_cfg(path: str | Path) -> list[Section]:
+    """Read a cfg file into sections; the first must be ``[net]``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cfg {path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
+    return parse_cfg_text(text, source=f"cfg {path}")
+
+
+def parse_cfg_text(text: str, source: str = "cfg") -> list[Section]:
+    sections: list[Section] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            if not line.endswith("]"):
+                raise UserError(f"{source} line {number}: malformed section header '{line}'")
+            kind = line[1:-1].strip().lower()
+            if kind == "conv":
+                kind = "convolutional"
+            elif kind == "network":
+                kind = "net"
+            if kind not in SECTION_KINDS:
+                raise UserError(f"{source} line {number}: unknown section [{kind}]")
+            sections.append(Section(kind, number, source=source))
+            continue
+        if "=" not in line:
+            raise UserError(f"{source} line {number}: expected 'key=value', got '{line}'")
+        if not sections:
+            raise UserError(f"{source} line {number}: option before the first section")
+        key, value = (part.strip() for part in line.split("=", 1))
+        sections[-1].options[key] = value
+        sections[-1].option_lines[key] = number
+    if not sections or sections[0].kind != "net":
+        raise UserError(f"{source}: the first section must be [net]")
+    if not any(s.kind == "yolo" for s in sections):
+        raise UserError(f"{source}: no [yolo] section")
+    for section in sections[1:]:
+        if section.kind == "net":
+            raise UserError(f"{section.where()} appears twice")
+        if section.kind in ("convolutional", "shortcut"):
+            section.choice("activation", "linear" if section.kind == "shortcut" else "logistic", ACTIVATIONS)
+    return sections
+
+
+@dataclass(frozen=True)
+class ConvLayout:
+    """What a ``[convolutional]`` section stores in a weights file."""
+
+    index: int          # layer index (sections after [net])
+    line: int
+    filters: int
+    channels: int       # input channels
+    size: int
+    groups: int
+    batch_normalize: bool
+
+    def float_count(self) -> int:
+        per_filter = 4 if self.batch_normalize else 1
+        return self.filters * per_filter + self.filters * (self.channels // self.groups) * self.size ** 2
+
+
+def route_sources(section: Section, index: int, count: int) -> list[int]:
+    """Absolute layer indices named by a ``[route]``'s ``layers`` (relative or absolute)."""
+    sources = [i + index if i < 0 else i for i in section.ints("layers")]
+    for source in sources:
+        if not 0 <= source < index:
+            raise UserError(f"{section.where('layers')} refers to layer {source}, not an earlier layer")
+    return sources
+
+
+def layer_channels(sections: list[Section]) -> list[int]:
+    """Output channel count of every layer (sections after ``[net]``)."""
+    channels: list[int] = []
+    previous = sections[0].int("channels", 3)
+    layers = sections[1:]
+    for index, section in enumerate(layers):
+        if section.kind == "convolutional":
+            previous = section.int("filters")
+        elif section.kind == "route":
+            groups = section.int("groups", 1)
+            previous = sum(channels[s] for s in route_sources(section, index, len(layers))) // groups
+        elif section.kind == "shortcut":
+            source = section.int("from")
+            if not 0 <= index + source < index:
+                raise UserError(f"{section.where('from')} refers to layer {index + source}")
+        channels.append(previous)
+    return channels
+
+
+def conv_layouts(sections: list[Section]) -> list[ConvLayout]:
+    """The weights layout of every ``[convolutional]`` section, in file order."""
+    channels = layer_channels(sections)
+    inputs = [sections[0].int("channels", 3)] + channels[:-1]
+    return [ConvLayout(index, s.line, s.int("filters"), inputs[index], s.int("size", 1),
+                       s.int("groups", 1), bool(s.int("batch_normalize", 0)))
+            for index, s in enumerate(sections[1:]) if s.kind == "convolutional"]

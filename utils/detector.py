@@ -1,0 +1,97 @@
+"""The detection pipeline: model + metadata + classes → detections per image."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .decode import Detections, clip_boxes, decode
+from .errors import UserError
+from .files import require_file
+from .nms import nms
+from .runtime import Model
+from .yolo_meta import Head, YoloMeta, default_masks, load_meta_file, read_anchors
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    path = require_file(path, "classes")
+    try:
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise UserError(f"classes {path}: not a text file") from None
+    if not names:
+        raise UserError(f"classes {path}: no class names in it")
+    return names
+
+
+def resolve_meta(model: Model, anchors: str | Path | None) -> YoloMeta:
+    """The model's embedded metadata; else ``--anchors`` (a ``_yolo.json`` or a classic anchors file)."""
+    grids = list(model.outputs)
+    if model.meta is not None:
+        meta = model.meta
+    elif anchors is None:
+        raise UserError(f"model {model.path} has no YOLO metadata: pass --anchors")
+    elif str(anchors).endswith(".json"):
+        meta = load_meta_file(anchors)
+    else:
+        pairs = read_anchors(anchors)
+        if len(pairs) % len(grids):
+            raise UserError(f"anchors {anchors}: {len(pairs)} anchors cannot be split over the model's "
+                            f"{len(grids)} heads")
+        masks = default_masks(len(pairs), grids)
+        channels = model.output_channels(grids[0])
+        per_head = len(pairs) // len(grids)
+        if channels % per_head or channels // per_head <= 5:
+            raise UserError(f"anchors {anchors}: {per_head} anchors per head do not fit the model's "
+                            f"{channels} output channels")
+        meta = YoloMeta(model.input_size, channels // per_head - 5, pairs,
+                        [Head(mask, grid) for mask, grid in zip(masks, grids)])
+    expected = {h.grid: c for h, c in zip(meta.heads, meta.channels_per_head())}
+    actual = {grid: model.output_channels(grid) for grid in grids}
+    if expected != actual:
+        raise UserError(f"model {model.path}: heads {actual} (grid: channels) do not match the anchors/masks/"
+                        f"classes, which expect {expected}")
+    return meta
+
+
+def check_classes(meta: YoloMeta, names: list[str], source: str | Path) -> None:
+    if len(names) != meta.classes:
+        per_head = len(meta.heads[0].mask)
+        raise UserError(f"classes {source}: {len(names)} names, but the model has {meta.classes} classes "
+                        f"({per_head} x (5 + {meta.classes}) channels per head)")
+
+
+@dataclass
+class Timing:
+    pre: float
+    invoke: float
+    post: float
+
+    @property
+    def total(self) -> float:
+        return self.pre + self.invoke + self.post
+
+
+class Detector:
+    """``detector(image_bgr)`` → (Detections in image pixels, Timing in ms)."""
+
+    def __init__(self, model: Model, meta: YoloMeta, threshold: float = 0.25, iou: float = 0.45):
+        self.model, self.meta, self.threshold, self.iou = model, meta, threshold, iou
+        if tuple(meta.input_size) != model.input_size:
+            print(f"warning: metadata input size {meta.input_size} differs from the model's {model.input_size}; "
+                  "using the model's", file=sys.stderr)
+            meta.input_size = model.input_size
+
+    def postprocess(self, outputs, box) -> Detections:
+        heads = [outputs[tuple(head.grid)] for head in self.meta.heads]
+        detections = nms(decode(heads, self.meta, box, self.threshold), self.iou)
+        return clip_boxes(detections, box.image_size)
+
+    def __call__(self, image_bgr: np.ndarray) -> tuple[Detections, Timing]:
+        outputs, box, pre, invoke = self.model.timed_run(image_bgr)
+        start = time.perf_counter()
+        detections = self.postprocess(outputs, box)
+        return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3)

@@ -1,0 +1,45 @@
+"""Draw detections: one colour per class, readable labels, line width scaled to the image."""
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+
+from .decode import Detections
+
+
+def class_colour(class_id: int) -> tuple[int, int, int]:
+    """A stable, well-separated BGR colour per class (golden-ratio hue steps)."""
+    hue = (class_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+def draw_detections(image: np.ndarray, detections: Detections, names: list[str]) -> np.ndarray:
+    """Draw boxes and ``label score`` tags on ``image`` in place; returns it."""
+    height, width = image.shape[:2]
+    thickness = max(1, round((width + height) / 600))
+    font_scale = max(0.4, (width + height) / 2400)
+    for box, score, class_id in zip(detections.boxes, detections.scores, detections.class_ids):
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        colour = class_colour(int(class_id))
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
+        label = f"{names[class_id]} {score:.2f}"
+        (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        top = y1 - text_h - baseline - 2 if y1 - text_h - baseline - 2 >= 0 else y1
+        cv2.rectangle(image, (x1, top), (x1 + text_w + 2, top + text_h + baseline + 2), colour, cv2.FILLED)
+        luminance = 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2]
+        text_colour = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+        cv2.putText(image, label, (x1 + 1, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    text_colour, thickness, cv2.LINE_AA)
+    return image
+
+
+def draw_fps(image: np.ndarray, fps: float) -> None:
+    height, width = image.shape[:2]
+    scale = max(0.5, (width + height) / 2000)
+    cv2.putText(image, f"{fps:.1f} FPS", (8, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (0, 0, 0), max(2, int(4 * scale)), cv2.LINE_AA)
+    cv2.putText(image, f"{fps:.1f} FPS", (8, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)

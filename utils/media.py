@@ -1,0 +1,133 @@
+"""Frame sources (images, video files, cameras) and sinks (image files, video files, a window)."""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .errors import UserError
+from .images import find_images, read_image
+
+
+@dataclass
+class Frame:
+    source: str
+    index: int
+    image: np.ndarray
+
+
+def image_frames(paths: list[Path]) -> Iterator[Frame]:
+    for path in paths:
+        image = read_image(path)
+        if image is None:
+            raise UserError(f"image {path}: cannot be read as an image")
+        yield Frame(str(path), 0, image)
+
+
+def open_capture(target: str | int, what: str) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(target)
+    if not capture.isOpened():
+        capture.release()
+        hint = "" if what == "video" else " (is it connected? try another --cam index)"
+        raise UserError(f"{what} {target}: cannot be opened{hint}")
+    return capture
+
+
+def capture_frames(capture: cv2.VideoCapture, source: str) -> Iterator[Frame]:
+    """Frames until the end of the stream."""
+    index = 0
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                return
+            yield Frame(source, index, image)
+            index += 1
+    finally:
+        capture.release()
+
+
+def video_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
+    """(frames per second, frame count or 0 if unknown)."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return (fps if 0 < fps < 1000 else 30.0), max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+
+
+class VideoSink:
+    """An annotated video, written to a temporary file and renamed when closed."""
+
+    CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
+
+    def __init__(self, path: Path, fps: float):
+        if path.suffix.lower() not in self.CODECS:
+            raise UserError(f"output {path}: use a .mp4, .avi, .mkv or .mov name for a video")
+        if not path.parent.is_dir():
+            raise UserError(f"output {path}: directory {path.parent} does not exist")
+        self.path, self.fps = path, fps
+        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        os.close(handle)
+        self.tmp = Path(name)
+        self.writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if self.writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*self.CODECS[self.path.suffix.lower()])
+            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (image.shape[1], image.shape[0]))
+            if not self.writer.isOpened():
+                raise UserError(f"output {self.path}: OpenCV cannot write this video format")
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self, keep: bool = True) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if keep and self.frames:
+            os.replace(self.tmp, self.path)
+        self.tmp.unlink(missing_ok=True)
+
+
+def image_output_path(output: Path, source: str, several: bool) -> Path:
+    """Where an annotated image goes: ``output`` itself, or ``output/<name>`` for several images."""
+    if several or output.is_dir() or not output.suffix:
+        output.mkdir(parents=True, exist_ok=True)
+        return output / Path(source).name
+    if not output.parent.is_dir():
+        raise UserError(f"output {output}: directory {output.parent} does not exist")
+    return output
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Encode by the file's suffix and write atomically."""
+    ok, encoded = cv2.imencode(path.suffix or ".jpg", image)
+    if not ok:
+        raise UserError(f"output {path}: cannot encode an image of this type")
+    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(encoded.tobytes())
+    os.replace(name, path)
+
+
+def display_available() -> bool:
+    """A window can be shown: a display exists and OpenCV was built with a GUI."""
+    if platform.system() == "Linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        cv2.namedWindow("tinyyolo-edgetpu", cv2.WINDOW_NORMAL)
+        return True
+    except cv2.error:
+        return False
+
+
+def show(image: np.ndarray) -> bool:
+    """Show a frame; False when the user pressed q or Esc."""
+    cv2.imshow("tinyyolo-edgetpu", image)
+    return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+
+

@@ -1,0 +1,183 @@
+"""Keras → TFLite: full-integer quantization calibrated on real images, metadata, fixed head ranges."""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+
+from . import tflite_model
+from .errors import UserError
+from .images import read_image
+from .preprocess import Preprocessor
+from .yolo_meta import METADATA_NAME, YoloMeta, default_masks, load_meta_file, read_anchors, sidecar_paths
+
+IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+# Head logits below -6 never make a detection (sigmoid(-6) = 0.0025) and above 10 saturate
+# sigmoid; calibration ranges like [-24, 6.5] waste half the 8 bits on them.
+DEFAULT_OUTPUT_RANGE = (-6.0, 10.0)
+
+
+def load_keras_model(path: Path) -> keras.Model:
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a foreign file
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise UserError(f"model {path}: not a Keras model this toolkit can read ({first})") from None
+
+
+def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None = None) -> YoloMeta:
+    """The model's YOLO metadata (its ``_yolo.json`` sidecar, or ``--anchors``), checked against its outputs."""
+    shapes = [tuple(o.shape) for o in model.outputs]
+    if any(len(s) != 4 or s[0] not in (1, None) for s in shapes):
+        raise UserError(f"model {model_path}: outputs {shapes} are not YOLO heads (1, grid_h, grid_w, channels)")
+    meta_path, _ = sidecar_paths(model_path)
+    grids = [(s[2], s[1]) for s in shapes]
+    if meta_path.is_file():
+        meta = load_meta_file(meta_path)
+    elif anchors_path:
+        anchors = read_anchors(anchors_path)
+        masks = default_masks(len(anchors), grids)
+        channels = shapes[0][3]
+        classes = channels // len(masks[0]) - 5
+        from .yolo_meta import Head
+        meta = YoloMeta((model.inputs[0].shape[2], model.inputs[0].shape[1]), classes, anchors,
+                        [Head(m, g) for m, g in zip(masks, grids)])
+    else:
+        raise UserError(f"model {model_path}: no {meta_path.name} beside it (write it with convert.py, "
+                        "or pass --anchors)")
+    expected = [(h.grid, c) for h, c in zip(meta.heads, meta.channels_per_head())]
+    actual = [((s[2], s[1]), s[3]) for s in shapes]
+    if len(shapes) != len(meta.heads) or sorted(expected) != sorted(actual):
+        raise UserError(f"model {model_path}: outputs (grid, channels) {actual} do not match its YOLO "
+                        f"heads {expected}")
+    return meta
+
+
+@dataclass
+class Calibration:
+    images: list[Path]
+    skipped: list[Path]
+
+
+def representative_data(images: list[Path], net_size: tuple[int, int], calibration: Calibration,
+                        progress: Callable[[Iterator], Iterator]) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """A representative dataset for the converter: each image letterboxed exactly as inference does."""
+    preprocess = Preprocessor(net_size)
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        for path in progress(images):
+            image = read_image(path)
+            if image is None:
+                calibration.skipped.append(path)
+                print(f"warning: calibration image {path}: cannot be decoded, skipped", file=sys.stderr)
+                continue
+            tensor, _ = preprocess(image)
+            yield [tensor.copy()]
+    return generate
+
+
+def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True) -> bytes:
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = IO_TYPES[io_type]
+        converter.inference_output_type = IO_TYPES[io_type]
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the exporter prints its signatures
+            return converter.convert()
+    except Exception as error:
+        raise UserError(f"TFLite conversion failed: {str(error).strip().splitlines()[-1][:200]}") from None
+
+
+def _set_range(tensor: schema.TensorT, low: float, high: float) -> None:
+    """Quantization of an 8-bit tensor covering [low, high] (zero exactly representable)."""
+    scale = (high - low) / 255.0
+    offset = -128 if tensor.type == schema.TensorType.INT8 else 0
+    zero_point = int(np.clip(round(offset - low / scale), offset, offset + 255))
+    tensor.quantization.scale = np.array([scale], np.float32)
+    tensor.quantization.zeroPoint = np.array([zero_point], np.int64)
+    tensor.quantization.min = tensor.quantization.max = None
+
+
+def fix_output_ranges(model: schema.ModelT, output_range: tuple[float, float]) -> None:
+    """Give every quantized head output (and the int8 tensor feeding it) the range ``output_range``.
+
+    Kernels derive their requantization from these parameters, so the head convolutions simply
+    write with a finer step; logits outside the range saturate, where they cannot change a detection.
+    """
+    graph = model.subgraphs[0]
+    producers = {out: op for op in graph.operators for out in op.outputs}
+    eight_bit = (schema.TensorType.INT8, schema.TensorType.UINT8)
+    for output in graph.outputs:
+        chain = [output]
+        op = producers.get(output)
+        name = tflite_model.OP_NAMES[tflite_model.builtin_code(model.operatorCodes[op.opcodeIndex])]
+        if name in ("QUANTIZE", "DEQUANTIZE"):
+            chain.append(op.inputs[0])
+        consumers = [o for o in graph.operators if any(i in chain[1:] for i in o.inputs)]
+        if len(consumers) > 1:
+            raise UserError("cannot fix the output range: a head tensor has other consumers")
+        for index in chain:
+            if graph.tensors[index].type in eight_bit:
+                _set_range(graph.tensors[index], *output_range)
+
+
+def finish(tflite: bytes, meta: YoloMeta, output: Path, output_range: tuple[float, float] | None) -> None:
+    """Embed the YOLO metadata (and fix head ranges) and write ``output`` atomically."""
+    model = schema.ModelT.InitFromPackedBuf(tflite, 0)
+    if output_range:
+        fix_output_ranges(model, output_range)
+    tflite_model.set_metadata(model, METADATA_NAME, meta.to_json().encode())
+    tflite_model.save(model, output)
+
+
+def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.ndarray],
+                net_size: tuple[int, int], output_range: tuple[float, float] | None = None,
+                ) -> list[tuple[tuple[int, int], float, float]]:
+    """Per head (grid, mean |Δ|, max |Δ|) between the TFLite model's dequantized outputs and Keras'.
+
+    With a fixed output range the float reference is clipped to it first: logits outside it
+    saturate by design.
+    """
+    from .runtime import Model
+    quantized = Model(tflite_path)
+    float_pre = Preprocessor(net_size)
+    sums: dict[tuple[int, int], list[float]] = {}
+    for image in images:
+        x, _ = float_pre(image)
+        reference = keras_model(x, training=False)
+        reference = reference if isinstance(reference, (list, tuple)) else [reference]
+        outputs = quantized.run(quantized.preprocess(image)[0])
+        for ref in reference:
+            ref = np.asarray(ref)
+            grid = (ref.shape[2], ref.shape[1])
+            if output_range:
+                ref = np.clip(ref, *output_range)
+            head = outputs[grid]
+            delta = np.abs(head.dequantize(head.data) - ref)
+            entry = sums.setdefault(grid, [0.0, 0.0, 0])
+            entry[0] += float(delta.sum())
+            entry[1] = max(entry[1], float(delta.max()))
+            entry[2] += delta.size
+    return [(grid, total / count, peak) for grid, (total, peak, count) in sums.items()]
+
+
+def input_quantization_is_unit(tflite: bytes) -> bool:
+    """True when the input tensor maps 0..255 onto [0, 1] (scale 1/255), as calibration intends."""
+    model = schema.Model.GetRootAs(tflite, 0)
+    graph = model.Subgraphs(0)
+    tensor = graph.Tensors(graph.Inputs(0))
+    quant = tensor.Quantization()
+    if quant is None or quant.ScaleLength() == 0:
+        return True
+    return math.isclose(quant.Scale(0), 1 / 255, rel_tol=0.02)

@@ -1,0 +1,104 @@
+"""What a decoder needs to know about a YOLO model: anchors, masks, classes, input size.
+
+``convert.py`` writes it beside the Keras model (``NAME_yolo.json`` plus a classic one-line
+``NAME_anchors.txt``); ``keras_to_tflite_quant.py`` embeds the same JSON in the ``.tflite``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+from .files import require_file
+
+METADATA_NAME = "tinyyolo_edgetpu.yolo"
+
+
+@dataclass
+class Head:
+    """One ``[yolo]`` section."""
+
+    mask: list[int]
+    grid: tuple[int, int]          # (width, height) in cells
+    scale_x_y: float = 1.0
+
+
+@dataclass
+class YoloMeta:
+    input_size: tuple[int, int]    # (width, height)
+    classes: int
+    anchors: list[tuple[float, float]]
+    heads: list[Head]
+    leaky: str = "keep"
+    # Fixed (lo, hi) logit range of the quantized heads, or None (see utils/quantize.py).
+    output_range: tuple[float, float] | None = None
+    extras: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "metadata") -> "YoloMeta":
+        try:
+            data = json.loads(text)
+            heads = [Head(list(h["mask"]), tuple(h["grid"]), float(h.get("scale_x_y", 1.0)))
+                     for h in data["heads"]]
+            rng = data.get("output_range")
+            return cls(tuple(data["input_size"]), int(data["classes"]),
+                       [tuple(a) for a in data["anchors"]], heads, data.get("leaky", "keep"),
+                       tuple(rng) if rng else None, data.get("extras", {}))
+        except (ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{source}: not valid YOLO metadata ({error})") from None
+
+    def channels_per_head(self) -> list[int]:
+        return [len(h.mask) * (5 + self.classes) for h in self.heads]
+
+
+def sidecar_paths(model_path: str | Path) -> tuple[Path, Path]:
+    """(``NAME_yolo.json``, ``NAME_anchors.txt``) beside a model file."""
+    model_path = Path(model_path)
+    stem = model_path.with_suffix("")
+    return Path(f"{stem}_yolo.json"), Path(f"{stem}_anchors.txt")
+
+
+def format_anchors(anchors: list[tuple[float, float]]) -> str:
+    """Classic one-line anchors: ``10,14, 23,27, …``."""
+    return ", ".join(f"{w:g},{h:g}" for w, h in anchors) + "\n"
+
+
+def read_anchors(path: str | Path) -> list[tuple[float, float]]:
+    """Anchors from a classic file (``w,h, w,h`` on one or several lines)."""
+    path = require_file(path, "anchors")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        raise UserError(f"anchors {path}: not a text file") from None
+    tokens = [t for t in re.split(r"[\s,]+", text.strip()) if t]
+    try:
+        values = [float(t) for t in tokens]
+    except ValueError:
+        raise UserError(f"anchors {path}: expected numbers 'w,h, w,h, …'") from None
+    if not values or len(values) % 2 or min(values) <= 0:
+        raise UserError(f"anchors {path}: expected an even count of positive numbers, got {len(values)}")
+    return list(zip(values[0::2], values[1::2]))
+
+
+def default_masks(anchor_count: int, grids: list[tuple[int, int]]) -> list[list[int]]:
+    """Darknet's usual masks: the coarsest grid takes the largest anchors."""
+    heads = len(grids)
+    if anchor_count % heads:
+        raise UserError(f"{anchor_count} anchors cannot be split over {heads} heads")
+    per_head = anchor_count // heads
+    order = sorted(range(heads), key=lambda i: grids[i][0] * grids[i][1])
+    masks: list[list[int]] = [[] for _ in grids]
+    for rank, head in enumerate(order):
+        first = (heads - 1 - rank) * per_head
+        masks[head] = list(range(first, first + per_head))
+    return masks
+
+
+def load_meta_file(path: str | Path) -> YoloMeta:
+    path = require_file(path, "metadata")
+    return YoloMeta.from_json(path.read_text(), source=f"metadata {path}")
