@@ -1,0 +1,124 @@
+"""Shared fixtures: the real weights (fetched and cached), sample photos, built models, script runner."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MODEL_DATA = ROOT / "model_data"
+DARKNET_DATA = Path("/usr/share/darknet/data")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: uses the real weights or builds TFLite models (deselect with -m 'not slow')")
+
+
+def run_script(*args: str, check: bool = False, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a repository script or module with this interpreter; text output captured."""
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without TensorFlow's unavoidable start-up chatter."""
+    noise = ("WARNING: All log messages", "I0000", "W0000", "E0000", "To enable the following", "INFO:")
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(noise)]
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit status 2, exactly one error line naming the problem, no traceback."""
+    lines = error_lines(result.stderr)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, lines
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def weights() -> Path:
+    from utils.fetch_weights import fetch_weights
+    return fetch_weights(log=lambda message: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg() -> Path:
+    return MODEL_DATA / "yolov3-tiny.cfg"
+
+
+@pytest.fixture(scope="session")
+def coco_names() -> Path:
+    return MODEL_DATA / "coco.names"
+
+
+def sample_paths() -> list[Path]:
+    """The repository's photos, plus Darknet's own when Debian's darknet is installed."""
+    paths = sorted((MODEL_DATA / "samples").glob("*.jpg"))
+    names = {p.name for p in paths}
+    paths += [p for p in sorted(DARKNET_DATA.glob("*.jpg")) if p.name not in names]
+    return paths
+
+
+@pytest.fixture(scope="session")
+def samples() -> list[Path]:
+    return sample_paths()
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def model_factory(build_dir, weights, tiny_cfg):
+    """Build (once per session) converted and quantized models: factory(name, cfg, weights, convert args, quant args)."""
+    built: dict[str, Path] = {}
+
+    def make(name: str, convert_args=(), quant_args=None, cfg: Path | None = None, weights_path: Path | None = None) -> Path:
+        if name in built:
+            return built[name]
+        h5 = build_dir / f"{name}.h5"
+        if not h5.exists():
+            run_script("convert.py", str(cfg or tiny_cfg), str(weights_path or weights), str(h5), *convert_args, check=True)
+        if quant_args is None:
+            built[name] = h5
+            return h5
+        tflite = build_dir / f"{name}.tflite"
+        calibration = [str(p) for p in sample_paths()]
+        run_script("keras_to_tflite_quant.py", str(h5), str(tflite), "--dataset", *calibration, *quant_args, check=True)
+        built[name] = tflite
+        return tflite
+    return make
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(x2 - x1, 0) * max(y2 - y1, 0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match(reference: list[tuple], candidate: list[tuple], min_score: float, min_iou: float, max_dscore: float):
+    """Reference detections (class, score, box) with score ≥ min_score lacking a match in candidate, and vice versa.
+
+    A match has the same class, IoU ≥ min_iou and |Δscore| ≤ max_dscore. Candidates are matched
+    against all references (also those just under min_score), so a threshold-straddling pair is not extra.
+    """
+    missing = [r for r in reference if r[1] >= min_score and not any(
+        c[0] == r[0] and iou(np.array(r[2]), np.array(c[2])) >= min_iou and abs(c[1] - r[1]) <= max_dscore
+        for c in candidate)]
+    extra = [c for c in candidate if c[1] >= min_score and not any(
+        c[0] == r[0] and iou(np.array(r[2]), np.array(c[2])) >= min_iou and abs(c[1] - r[1]) <= max_dscore
+        for r in reference)]
+    return missing, extra
