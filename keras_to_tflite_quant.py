@@ -66,14 +66,7 @@ def main() -> int:
     require_file(args.model, "model")
     if not args.output.parent.is_dir():
         raise UserError(f"output {args.output}: directory {args.output.parent} does not exist")
-    if args.dataset:
-        dataset = find_images(args.dataset, "dataset")
-    else:
-        dataset = find_images([str(REPO_SAMPLES)], "dataset")
-        if not args.float:
-            print(f"warning: no --dataset: calibrating on the {len(dataset)} sample photos in {REPO_SAMPLES}. "
-                  "Output ranges then fit those photos only; pass --dataset with ~100 images like "
-                  "the ones you will run on", file=sys.stderr)
+    dataset = find_images(args.dataset or [str(REPO_SAMPLES)], "dataset")
     calibration_images = evenly_spread(dataset, args.num_samples)
     eval_images = find_images(args.eval_images, "eval images") if args.eval_images else evenly_spread(calibration_images, 8)
 
@@ -84,6 +77,10 @@ def main() -> int:
     started = time.perf_counter()
     model = quantize.load_keras_model(args.model)
     meta = quantize.model_meta(model, args.model, args.anchors)
+    if not args.dataset and not args.float:
+        print(f"warning: no --dataset: calibrating on the {len(dataset)} sample photos in {REPO_SAMPLES}. "
+              "Output ranges then fit those photos only; pass --dataset with ~100 images like "
+              "the ones you will run on", file=sys.stderr)
     calibration = quantize.Calibration(calibration_images, [])
     progress = lambda items: tqdm(items, desc="calibrating", unit="image", file=sys.stderr)  # noqa: E731
     dataset_fn = quantize.representative_data(calibration_images, meta.input_size, calibration, progress)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,14 +36,18 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit status 2, exactly one error line naming the problem, no traceback."""
+    """Exit status 2, no traceback, and the error as one line (the last), naming the problem.
+
+    Progress bars and warnings about skipped inputs may come before it.
+    """
     lines = error_lines(result.stderr)
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
-    assert len(lines) == 1, lines
+    errors = [line for line in lines if ": error:" in line]
+    assert len(errors) == 1 and lines[-1] == errors[0], lines
     for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +104,12 @@ def model_factory(build_dir, weights, tiny_cfg):
         built[name] = tflite
         return tflite
     return make
+
+
+def sized_cfg_text(cfg: Path, size: tuple[int, int]) -> str:
+    """The cfg's text with [net] width/height set to ``size`` (for references that read them from the cfg)."""
+    text = re.sub(r"(?m)^width\s*=\s*\d+", f"width={size[0]}", cfg.read_text(), count=1)
+    return re.sub(r"(?m)^height\s*=\s*\d+", f"height={size[1]}", text, count=1)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import MODEL_DATA, assert_user_error, run_script, sample_paths
+from conftest import MODEL_DATA, assert_user_error, run_script, sample_paths, sized_cfg_text
 from utils.darknet_cfg import conv_layouts, parse_cfg
 from utils.darknet_weights import write_weights
 
@@ -48,11 +48,9 @@ def test_real_tiny_matches_opencv(model_factory, weights, tiny_cfg):
                                         ("yolov4-tiny", (416, 416)), ("yolov4-tiny", (608, 352))])
 def test_random_weights_match_opencv(tmp_path, name, size):
     cfg = MODEL_DATA / f"{name}.cfg"
-    text = cfg.read_text()
     # OpenCV reads the input size from [net]: write the size under test there.
     sized_cfg = tmp_path / f"{name}.cfg"
-    sized_cfg.write_text(text.replace("width=608", f"width={size[0]}").replace("height=608", f"height={size[1]}")
-                         .replace("width=416", f"width={size[0]}").replace("height=416", f"height={size[1]}"))
+    sized_cfg.write_text(sized_cfg_text(cfg, size))
     weights = tmp_path / f"{name}.weights"
     write_weights(weights, conv_layouts(parse_cfg(sized_cfg)), np.random.default_rng(1))
     h5 = tmp_path / f"{name}.h5"

@@ -17,15 +17,25 @@ def class_colour(class_id: int) -> tuple[int, int, int]:
 
 
 def draw_detections(image: np.ndarray, detections: Detections, names: list[str]) -> np.ndarray:
-    """Draw boxes and ``label score`` tags on ``image`` in place; returns it."""
+    """Draw boxes and ``label score`` tags on ``image`` in place; returns it.
+
+    A box found for several classes (Darknet keeps "car" and "truck" on one box) is drawn once,
+    in its best class's colour, with one tag listing the classes by score.
+    """
     height, width = image.shape[:2]
     thickness = max(1, round((width + height) / 600))
     font_scale = max(0.4, (width + height) / 2400)
-    for box, score, class_id in zip(detections.boxes, detections.scores, detections.class_ids):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        colour = class_colour(int(class_id))
+    if not len(detections):
+        return image
+    order = np.argsort(-detections.scores, kind="stable")
+    boxes = np.round(detections.boxes[order]).astype(int)
+    _, first, group = np.unique(boxes, axis=0, return_index=True, return_inverse=True)
+    for index in np.sort(first):  # one tag per distinct box, best score first
+        members = order[group.ravel() == group.ravel()[index]]
+        x1, y1, x2, y2 = boxes[index]
+        colour = class_colour(int(detections.class_ids[members[0]]))
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
-        label = f"{names[class_id]} {score:.2f}"
+        label = " | ".join(f"{names[detections.class_ids[m]]} {detections.scores[m]:.2f}" for m in members)
         (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         top = y1 - text_h - baseline - 2 if y1 - text_h - baseline - 2 >= 0 else y1
         cv2.rectangle(image, (x1, top), (x1 + text_w + 2, top + text_h + baseline + 2), colour, cv2.FILLED)

@@ -112,8 +112,8 @@ def main() -> None:
     parser.add_argument("--sha256", default=SHA256, help="expected checksum (default: the real weights')")
     parser.add_argument("--timeout", type=float, default=20.0, help="network timeout in seconds")
     args = parser.parse_args()
-    path = fetch_weights(args.dest, args.url, args.sha256.lower(), args.timeout,
-                         log=lambda message: print(message, file=sys.stderr))
+    progress = (lambda message: print(message, file=sys.stderr)) if sys.stderr.isatty() else (lambda message: None)
+    path = fetch_weights(args.dest, args.url, args.sha256.lower(), args.timeout, log=progress)
     print(path)
 
 

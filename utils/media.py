@@ -31,6 +31,7 @@ def image_frames(paths: list[Path]) -> Iterator[Frame]:
 
 
 def open_capture(target: str | int, what: str) -> cv2.VideoCapture:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own message says it once
     capture = cv2.VideoCapture(target)
     if not capture.isOpened():
         capture.release()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import sys
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint
         converter.inference_input_type = IO_TYPES[io_type]
         converter.inference_output_type = IO_TYPES[io_type]
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # the exporter prints its signatures
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its signatures
             return converter.convert()
     except Exception as error:
         raise UserError(f"TFLite conversion failed: {str(error).strip().splitlines()[-1][:200]}") from None

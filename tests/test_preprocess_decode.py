@@ -1,0 +1,167 @@
+"""Letterbox (against libdarknet), its inverse, head decoding and NMS on hand-made data."""
+import cv2
+import numpy as np
+import pytest
+
+import darknet_ref
+from conftest import sample_paths
+from utils.decode import Detections, HeadOutput, clip_boxes, decode, to_image_boxes
+from utils.nms import nms
+from utils.preprocess import Preprocessor, letterbox_float, letterbox_geometry, resize_image
+from utils.yolo_meta import Head, YoloMeta, default_masks
+
+
+def literal_resize(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """A line-by-line port of Darknet's resize_image (float32), slow but obviously faithful."""
+    im = image.astype(np.float32)
+    H, W, _ = im.shape
+    w_scale, h_scale = np.float32(W - 1) / np.float32(w - 1), np.float32(H - 1) / np.float32(h - 1)
+    part = np.zeros((H, w, im.shape[2]), np.float32)
+    for c in range(w):
+        if c == w - 1 or W == 1:
+            part[:, c] = im[:, W - 1]
+        else:
+            sx = np.float32(c) * w_scale
+            ix = int(sx)
+            dx = np.float32(sx - np.float32(ix))
+            part[:, c] = (np.float32(1) - dx) * im[:, ix] + dx * im[:, ix + 1]
+    out = np.zeros((h, w, im.shape[2]), np.float32)
+    for r in range(h):
+        sy = np.float32(r) * h_scale
+        iy = int(sy)
+        dy = np.float32(sy - np.float32(iy))
+        out[r] = (np.float32(1) - dy) * part[iy]
+        if r == h - 1 or H == 1:
+            continue
+        out[r] += dy * part[iy + 1]
+    return out
+
+
+@pytest.mark.parametrize("size", [(416, 312), (100, 77), (777, 600), (31, 400)])
+def test_resize_is_darknets(size):
+    image = cv2.imread(str(sample_paths()[0]))
+    assert np.abs(resize_image(image, size) - literal_resize(image, *size)).max() < 1e-3
+
+
+@pytest.mark.skipif(not darknet_ref.available(), reason="Debian's darknet is not installed")
+@pytest.mark.parametrize("net_size", [(416, 416), (608, 352), (320, 480)])
+def test_letterbox_matches_libdarknet(net_size, weights, tiny_cfg):
+    net = darknet_ref.Darknet(tiny_cfg, weights)
+    for path in sample_paths()[:3]:
+        image = cv2.imread(str(path))
+        for im in (image, np.ascontiguousarray(image.transpose(1, 0, 2))):  # landscape and portrait
+            reference = net.letterbox(im[..., ::-1].astype(np.float32) / 255, net_size)
+            assert np.abs(letterbox_float(im, net_size)[0] - reference).max() <= 1 / 255 / 100
+            quantized, _ = Preprocessor(net_size, np.uint8, 1 / 255, 0)(im)
+            assert np.abs(quantized[0] / 255 - reference).max() <= 1 / 255
+
+
+@pytest.mark.parametrize("image_size, new_size, offset", [((768, 576), (416, 312), (0, 52)),
+                                                          ((576, 768), (312, 416), (52, 0)),
+                                                          ((640, 480), (416, 312), (0, 52))])
+def test_letterbox_geometry(image_size, new_size, offset):
+    box = letterbox_geometry(image_size, (416, 416))
+    assert box.new_size == new_size and box.offset == offset
+
+
+@pytest.mark.parametrize("image_size", [(768, 576), (576, 768)])
+def test_boxes_map_back_through_the_letterbox(image_size):
+    box = letterbox_geometry(image_size, (416, 416))
+    (new_w, new_h), (ox, oy), (w, h) = box.new_size, box.offset, image_size
+    # A box drawn on the image, expressed on the network canvas, must come back unchanged.
+    x1, y1, x2, y2 = 0.1 * w, 0.2 * h, 0.6 * w, 0.9 * h
+    sx, sy = new_w / w, new_h / h
+    cx, cy = ((x1 + x2) / 2 * sx + (416 - new_w) / 2) / 416, ((y1 + y2) / 2 * sy + (416 - new_h) / 2) / 416
+    bw, bh = (x2 - x1) * sx / 416, (y2 - y1) * sy / 416
+    back = to_image_boxes(np.array([[cx, cy, bw, bh]], np.float32), box)[0]
+    assert np.allclose(back, [x1, y1, x2, y2], atol=0.01)
+
+
+def make_meta(classes=3):
+    return YoloMeta((416, 416), classes, [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)],
+                    [Head([3, 4, 5], (13, 13)), Head([0, 1, 2], (26, 26))])
+
+
+def test_decode_hand_made_head():
+    meta = make_meta()
+    big = np.full((1, 13, 13, 3 * 8), -10, np.float32)
+    small = np.full((1, 26, 26, 3 * 8), -10, np.float32)
+    # cell row 4, col 6, anchor 1 (anchor index 4: 135x169): tx=ty=0, tw=th=0, objectness 0.9, class 2 at 0.8
+    cell = big[0, 4, 6, 8:16]
+    cell[:4] = 0
+    cell[4] = np.log(0.9 / 0.1)
+    cell[5 + 2] = np.log(0.8 / 0.2)
+    box = letterbox_geometry((416, 416), (416, 416))
+    found = decode([HeadOutput(big), HeadOutput(small)], meta, box, 0.25)
+    assert len(found) == 1 and found.class_ids[0] == 2
+    assert found.scores[0] == pytest.approx(0.72, abs=1e-5)
+    cx, cy = (6.5 / 13) * 416, (4.5 / 13) * 416
+    assert np.allclose(found.boxes[0], [cx - 67.5, cy - 84.5, cx + 67.5, cy + 84.5], atol=1e-3)
+    # The same head quantized (scale 0.1, zero point 128) decodes to the same detection.
+    quantized = np.clip(np.round(big / 0.1 + 128), 0, 255).astype(np.uint8)
+    found_q = decode([HeadOutput(quantized, 0.1, 128), HeadOutput(small)], meta, box, 0.25)
+    assert found_q.class_ids.tolist() == [2] and abs(found_q.scores[0] - 0.72) < 0.02
+
+
+def test_decode_keeps_every_class_over_threshold_and_scale_x_y():
+    meta = make_meta()
+    meta.heads[0].scale_x_y = 1.05
+    big = np.full((1, 13, 13, 24), -10, np.float32)
+    big[0, 0, 0, :4] = [np.log(4), 0, 0, 0]  # sigmoid(tx) = 0.8
+    big[0, 0, 0, 4] = 5
+    big[0, 0, 0, 5:8] = [2, 2, -5]
+    found = decode([HeadOutput(big), HeadOutput(np.full((1, 26, 26, 24), -10, np.float32))], meta,
+                   letterbox_geometry((416, 416), (416, 416)), 0.25)
+    assert sorted(found.class_ids.tolist()) == [0, 1]
+    expected_cx = (0 + 0.8 * 1.05 - 0.025) / 13 * 416  # not 0.8 / 13 * 416
+    assert (found.boxes[0, 0] + found.boxes[0, 2]) / 2 == pytest.approx(expected_cx, abs=1e-3)
+
+
+def dets(boxes, scores, classes):
+    return Detections(np.array(boxes, np.float32), np.array(scores, np.float32), np.array(classes))
+
+
+def test_nms_is_per_class():
+    found = nms(dets([[0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10]], [0.9, 0.8, 0.7], [0, 1, 0]))
+    assert sorted(zip(found.class_ids.tolist(), [round(float(s), 2) for s in found.scores])) == [(0, 0.9), (1, 0.8)]
+
+
+def test_nms_disjoint_and_identical_boxes():
+    assert len(nms(dets([[0, 0, 10, 10], [20, 20, 30, 30], [40, 0, 50, 9]], [0.5, 0.6, 0.7], [0, 0, 0]))) == 3
+    same = nms(dets([[0, 0, 10, 10]] * 4, [0.3, 0.9, 0.5, 0.7], [1] * 4))
+    assert same.scores.tolist() == [pytest.approx(0.9)]
+
+
+def test_nms_greedy_chain():
+    # b suppresses c only if b is kept; a suppresses b, so c survives (Darknet's greedy order).
+    found = nms(dets([[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], [0.9, 0.8, 0.7], [0, 0, 0]), 0.3)
+    assert [round(float(s), 2) for s in found.scores] == [0.9, 0.7]
+
+
+def test_box_both_car_and_truck():
+    found = nms(dets([[0, 0, 10, 10], [0, 0, 10, 10], [1, 0, 10, 10]], [0.6, 0.5, 0.4], [2, 7, 2]))
+    assert sorted(found.class_ids.tolist()) == [2, 7]
+
+
+def test_clip_and_default_masks():
+    clipped = clip_boxes(dets([[-5, -5, 500, 300]], [0.5], [0]), (400, 200))
+    assert clipped.boxes.tolist() == [[0, 0, 400, 200]]
+    assert default_masks(6, [(13, 13), (26, 26)]) == [[3, 4, 5], [0, 1, 2]]
+    assert default_masks(9, [(52, 52), (13, 13), (26, 26)]) == [[0, 1, 2], [6, 7, 8], [3, 4, 5]]
+
+
+def test_nms_large_input_matches_matrix_result():
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 400, (3000, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 60, (3000, 2))], 1)
+    scores = rng.uniform(0.3, 1, 3000)
+    classes = rng.integers(0, 2, 3000)
+    from utils import nms as nms_module
+    big = nms(dets(boxes, scores, classes))  # > MATRIX_LIMIT per class: greedy path
+    limit = nms_module.MATRIX_LIMIT
+    nms_module.MATRIX_LIMIT = 10 ** 6
+    try:
+        reference = nms(dets(boxes, scores, classes))
+    finally:
+        nms_module.MATRIX_LIMIT = limit
+    assert np.array_equal(big.boxes, reference.boxes) and np.array_equal(big.class_ids, reference.class_ids)

@@ -1,0 +1,162 @@
+"""keras_to_tflite_quant.py: full-int8 models the Edge TPU maps, a checker that catches each rule, fidelity."""
+import numpy as np
+import pytest
+
+from conftest import assert_user_error, match, run_script, sample_paths
+from helpers import keras_detections, tflite_detections
+from utils import edgetpu_check, tflite_model
+from utils.darknet_cfg import conv_layouts, parse_cfg
+from utils.darknet_weights import write_weights
+
+pytestmark = pytest.mark.slow
+NOT_ON_TPU = {"LEAKY_RELU", "TILE", "RESHAPE", "DEQUANTIZE"}
+
+
+def assert_all_mapped(report):
+    ops = {op.name for op in report.ops}
+    assert report.all_mapped, report.format()
+    assert {"CONV_2D", "MAX_POOL_2D", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "QUANTIZE"} <= ops
+    assert not NOT_ON_TPU & ops
+    assert all(op.version <= 2 for op in report.ops if op.name == "RESIZE_NEAREST_NEIGHBOR")
+    assert report.inputs == ["uint8[1, 416, 416, 3]"]
+    assert all(o.startswith("uint8[1, ") for o in report.outputs)
+
+
+def test_prelu_model_maps_completely(model_factory):
+    report = edgetpu_check.check(model_factory("tiny_prelu_int8", ["--leaky", "prelu"], []))
+    assert_all_mapped(report)
+    assert "PRELU" in {op.name for op in report.ops}
+
+
+def test_relu_variant_maps_completely(build_dir, tiny_cfg, model_factory):
+    cfg = build_dir / "tiny-relu.cfg"
+    cfg.write_text(tiny_cfg.read_text().replace("activation=leaky", "activation=relu"))
+    weights = build_dir / "tiny-relu.weights"
+    write_weights(weights, conv_layouts(parse_cfg(cfg)), np.random.default_rng(3))
+    report = edgetpu_check.check(model_factory("tiny_relu_int8", [], [], cfg=cfg, weights_path=weights))
+    assert_all_mapped(report)
+
+
+def test_keep_names_leaky_relu_as_first_unmappable(model_factory):
+    path = model_factory("tiny_keep_int8", [], [])
+    result = run_script("-m", "utils.edgetpu_check", str(path), "--strict")
+    assert result.returncode == 1
+    assert "First unmappable operation: LEAKY_RELU" in result.stdout
+    report = edgetpu_check.check(path)
+    cpu = [op for op in report.ops if not op.mapped]
+    assert report.first_unmapped.name == "LEAKY_RELU" and len(cpu) > 20
+
+
+def small_model(kind: str, path):
+    """A tiny model breaking one Edge TPU rule, converted with TensorFlow."""
+    import keras
+    import tensorflow as tf
+    shape = (None, 8, 8, 3) if kind == "dynamic" else (1, 8, 8, 3)
+    x = inputs = keras.Input(batch_shape=shape)
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    if kind == "leaky":
+        x = keras.layers.LeakyReLU(0.1)(x)
+    if kind == "resize_v3":
+        x = keras.layers.Lambda(lambda t: tf.image.resize(t, (16, 16), "nearest"))(x)
+    model = keras.Model(inputs, x)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if kind != "float":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([np.random.rand(1, 8, 8, 3).astype(np.float32)] for _ in range(8))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.uint8
+    path.write_bytes(converter.convert())
+    return path
+
+
+@pytest.mark.parametrize("kind, op, status", [
+    ("ok", None, None),
+    ("leaky", "LEAKY_RELU", "Operation not supported"),
+    ("float", "CONV_2D", "Operation is working on an unsupported data type"),
+    ("resize_v3", "RESIZE_NEAREST_NEIGHBOR", "Operation version not supported"),
+    ("dynamic", "QUANTIZE", "Tensor has a dynamic size"),
+])
+def test_checker_verdicts(tmp_path, kind, op, status):
+    report = edgetpu_check.check(small_model(kind, tmp_path / f"{kind}.tflite"))
+    if op is None:
+        assert report.all_mapped, report.format()
+    else:
+        assert (report.first_unmapped.name, report.first_unmapped.status) == (op, status), report.format()
+
+
+def test_checker_recognises_compiled_model(tmp_path):
+    model = tflite_model.load(small_model("ok", tmp_path / "ok.tflite"))
+    from ai_edge_litert import schema_py_generated as schema
+    model.operatorCodes[0].builtinCode = model.operatorCodes[0].deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    model.operatorCodes[0].customCode = tflite_model.EDGETPU_CUSTOM_OP
+    compiled = tmp_path / "ok_edgetpu.tflite"
+    tflite_model.save(model, compiled)
+    result = run_script("-m", "utils.edgetpu_check", str(compiled))
+    assert result.returncode == 0 and "already compiled for the Edge TPU" in result.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="open (issues 4, 7): on person.jpg the int8 models score a sheep "
+                   "0.37-0.45 that the float model scores below 0.25; calibration on 9 photos is not enough")
+@pytest.mark.parametrize("name, args", [("tiny_prelu", ["--leaky", "prelu"]), ("tiny_keep", [])])
+def test_int8_finds_what_float_finds(model_factory, name, args):
+    h5 = model_factory(name, args)
+    int8 = tflite_detections(model_factory(f"{name}_int8", args, []), sample_paths())
+    reference = keras_detections(h5, sample_paths())
+    for name in reference:
+        missing, extra = match(reference[name], int8[name], 0.35, 0.5, 1.0)
+        assert not missing and not extra, (name, missing, extra)
+
+
+def test_metadata_is_embedded(model_factory):
+    from utils.yolo_meta import METADATA_NAME, YoloMeta
+    data = tflite_model.read_bytes(model_factory("tiny_keep_int8", [], []))
+    meta = YoloMeta.from_json(tflite_model.read_metadata(data, METADATA_NAME).decode())
+    assert [h.mask for h in meta.heads] == [[3, 4, 5], [0, 1, 2]] and meta.output_range == (-6.0, 10.0)
+
+
+def test_quantizer_reports(model_factory, tmp_path):
+    h5 = model_factory("tiny_keep")
+    out = tmp_path / "q.tflite"
+    result = run_script("keras_to_tflite_quant.py", str(h5), str(out), "--dataset", *map(str, sample_paths()[:2]), check=True)
+    assert "calibrating" in result.stderr
+    assert "Number of operations that will run on CPU" in result.stdout
+    assert "head 13x13: mean |d|" in result.stdout and "peak memory" in result.stdout
+
+
+@pytest.fixture
+def not_heads(tmp_path):
+    import keras
+    inputs = keras.Input(batch_shape=(1, 32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+    path = tmp_path / "dense.h5"
+    model.save(path)
+    return path
+
+
+def test_bad_inputs(tmp_path, model_factory, not_heads):
+    h5 = model_factory("tiny_keep")
+    out = tmp_path / "out.tflite"
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not a model" * 100)
+    assert_user_error(run_script("keras_to_tflite_quant.py", str(garbage), str(out)), "garbage.h5", "not a Keras model")
+    assert_user_error(run_script("keras_to_tflite_quant.py", str(not_heads), str(out)), "dense.h5", "not YOLO heads")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(run_script("keras_to_tflite_quant.py", str(h5), str(out), "--dataset", str(empty)), "empty", "no images")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"\xff\xd8 truncated")
+    assert_user_error(run_script("keras_to_tflite_quant.py", str(h5), str(out), "--dataset", str(broken)), "could be decoded")
+    assert_user_error(run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "no" / "out.tflite")), "does not exist")
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path, model_factory):
+    h5 = model_factory("tiny_keep")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "bad.jpg").write_bytes(b"nope")
+    (mixed / "dog.jpg").write_bytes(sample_paths()[0].read_bytes())
+    result = run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "m.tflite"), "--dataset", str(mixed), check=True)
+    assert "bad.jpg: cannot be decoded, skipped" in result.stderr
+    assert "calibrated on 1 images (1 skipped)" in result.stdout
