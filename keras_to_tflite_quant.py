@@ -39,8 +39,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dataset", nargs="+", metavar="DIR|GLOB|FILE",
                         help="calibration images: directories (recursive), globs or files "
                              f"(default: the repository's sample photos, {REPO_SAMPLES.name}/, with a warning)")
-    parser.add_argument("--num-samples", type=int, default=100, help="calibration images to use, evenly "
-                        "spread over the dataset (default: %(default)s)")
+    parser.add_argument("--num-samples", type=int, default=100, help="calibration samples: images evenly "
+                        "spread over the dataset, topped up with random crops/flips of them when the dataset is "
+                        "smaller (default: %(default)s)")
+    parser.add_argument("--no-augment", action="store_true", help="never top up with crops/flips")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of the quantized model (default: %(default)s, the Edge TPU-safe choice)")
     parser.add_argument("--float", action="store_true", help="write an unquantized float32 model instead "
@@ -67,12 +69,11 @@ def main() -> int:
     if not args.output.parent.is_dir():
         raise UserError(f"output {args.output}: directory {args.output.parent} does not exist")
     dataset = find_images(args.dataset or [str(REPO_SAMPLES)], "dataset")
-    calibration_images = evenly_spread(dataset, args.num_samples)
-    eval_images = find_images(args.eval_images, "eval images") if args.eval_images else evenly_spread(calibration_images, 8)
+    eval_images = find_images(args.eval_images, "eval images") if args.eval_images else evenly_spread(dataset, 8)
 
     from tqdm import tqdm
 
-    from utils import edgetpu_check, quantize
+    from utils import calibration, edgetpu_check, quantize
 
     started = time.perf_counter()
     model = quantize.load_keras_model(args.model)
@@ -81,20 +82,21 @@ def main() -> int:
         print(f"warning: no --dataset: calibrating on the {len(dataset)} sample photos in {REPO_SAMPLES}. "
               "Output ranges then fit those photos only; pass --dataset with ~100 images like "
               "the ones you will run on", file=sys.stderr)
-    calibration = quantize.Calibration(calibration_images, [])
+    samples = calibration.Calibration(calibration.plan(dataset, args.num_samples, not args.no_augment))
     progress = lambda items: tqdm(items, desc="calibrating", unit="image", file=sys.stderr)  # noqa: E731
-    dataset_fn = quantize.representative_data(calibration_images, meta.input_size, calibration, progress)
-    tflite = quantize.to_tflite(model, dataset_fn, args.io_type, quantize=not args.float)
-    if not args.float and len(calibration.skipped) == len(calibration_images):
-        raise UserError(f"dataset: none of the {len(calibration_images)} images could be decoded")
+    try:
+        tflite = quantize.to_tflite(model, samples.dataset(meta.input_size, progress), args.io_type,
+                                    quantize=not args.float)
+    finally:
+        if not args.float and samples.used == 0:
+            raise UserError(f"dataset: none of the {len(dataset)} images could be decoded")
     output_range = None if (args.float or args.no_fixed_range) else args.output_range
     meta.output_range = output_range
     quantize.finish(tflite, meta, args.output, output_range)
     seconds = time.perf_counter() - started
-    used = len(calibration_images) - len(calibration.skipped)
     kind = "float32 (unquantized)" if args.float else f"full int8, {args.io_type} input/output"
     print(f"wrote {args.output} ({kind}; {args.output.stat().st_size / 2**20:.2f} MiB) in {seconds:.1f} s"
-          + ("" if args.float else f", calibrated on {used} images ({len(calibration.skipped)} skipped)")
+          + ("" if args.float else f", calibrated on {samples.describe()}")
           + (f", head range fixed to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""))
     report = edgetpu_check.check(args.output)
     print(report.format())

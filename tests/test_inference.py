@@ -43,10 +43,7 @@ def test_int8_tflite_finds_darknets_objects(model_factory, weights, tiny_cfg, na
     reference = darknet_detections(tiny_cfg, weights)
     model = model_factory(name, args, [])
     ours = tflite_detections(model, sample_paths())
-    try:
-        assert_same(reference, ours, 0.35, 0.5, 1.0)
-    except AssertionError as error:
-        pytest.xfail(f"open (issues 4, 7): int8 drift: {error}")
+    assert_same(reference, ours, 0.35, 0.5, 1.0)
 
 
 @needs_darknet

@@ -5,9 +5,8 @@ import contextlib
 import io
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import keras
 import numpy as np
@@ -16,7 +15,6 @@ from ai_edge_litert import schema_py_generated as schema
 
 from . import tflite_model
 from .errors import UserError
-from .images import read_image
 from .preprocess import Preprocessor
 from .yolo_meta import METADATA_NAME, YoloMeta, default_masks, load_meta_file, read_anchors, sidecar_paths
 
@@ -60,29 +58,6 @@ def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None =
         raise UserError(f"model {model_path}: outputs (grid, channels) {actual} do not match its YOLO "
                         f"heads {expected}")
     return meta
-
-
-@dataclass
-class Calibration:
-    images: list[Path]
-    skipped: list[Path]
-
-
-def representative_data(images: list[Path], net_size: tuple[int, int], calibration: Calibration,
-                        progress: Callable[[Iterator], Iterator]) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """A representative dataset for the converter: each image letterboxed exactly as inference does."""
-    preprocess = Preprocessor(net_size)
-
-    def generate() -> Iterator[list[np.ndarray]]:
-        for path in progress(images):
-            image = read_image(path)
-            if image is None:
-                calibration.skipped.append(path)
-                print(f"warning: calibration image {path}: cannot be decoded, skipped", file=sys.stderr)
-                continue
-            tensor, _ = preprocess(image)
-            yield [tensor.copy()]
-    return generate
 
 
 def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True) -> bytes:

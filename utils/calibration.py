@@ -1,0 +1,77 @@
+"""The calibration set: real images, topped up with crops and flips of them when there are few.
+
+Min/max calibration on a handful of photos gives ranges that fit those photos only; measured on
+Tiny YOLOv3, 9 photos left a spurious "sheep" at 0.39 in the int8 model that 84 random crops and
+flips of the same 9 photos removed. Every sample is letterboxed exactly as inference does.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .images import evenly_spread, read_image
+from .preprocess import Preprocessor
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    variant: int = 0  # 0: the image itself; k > 0: the k-th random crop/flip of it
+
+
+def plan(images: list[Path], count: int, augment: bool = True) -> list[Sample]:
+    """``count`` samples: evenly spread images, then (if allowed) variants of them to fill up."""
+    chosen = [Sample(p) for p in evenly_spread(images, count)]
+    if augment:
+        chosen += [Sample(images[i % len(images)], 1 + i // len(images)) for i in range(count - len(chosen))]
+    return chosen
+
+
+def augmented(image: np.ndarray, variant: int) -> np.ndarray:
+    """A deterministic random crop (50–100 % of each side), mirrored on odd variants."""
+    if variant == 0:
+        return image
+    rng = np.random.default_rng(variant)
+    height, width = image.shape[:2]
+    scale = rng.uniform(0.5, 1.0)
+    crop_h, crop_w = max(int(height * scale), 1), max(int(width * scale), 1)
+    top, left = rng.integers(0, height - crop_h + 1), rng.integers(0, width - crop_w + 1)
+    crop = image[top:top + crop_h, left:left + crop_w]
+    return np.ascontiguousarray(crop[:, ::-1] if variant % 2 else crop)
+
+
+@dataclass
+class Calibration:
+    samples: list[Sample]
+    skipped: list[Path] = field(default_factory=list)
+
+    @property
+    def used(self) -> int:
+        return sum(s.path not in self.skipped for s in self.samples)
+
+    def describe(self) -> str:
+        originals = len({s.path for s in self.samples if s.path not in self.skipped})
+        variants = sum(s.variant > 0 and s.path not in self.skipped for s in self.samples)
+        extra = f" + {variants} crops/flips of them" if variants else ""
+        return f"{originals} images{extra} ({len(set(self.skipped))} unreadable, skipped)"
+
+    def dataset(self, net_size: tuple[int, int], progress: Callable[[list], Iterator]) -> Callable[[], Iterator]:
+        """A representative dataset for the TFLite converter."""
+        preprocess = Preprocessor(net_size)
+
+        def generate() -> Iterator[list[np.ndarray]]:
+            for sample in progress(self.samples):
+                if sample.path in self.skipped:
+                    continue
+                image = read_image(sample.path)
+                if image is None:
+                    self.skipped.append(sample.path)
+                    print(f"warning: calibration image {sample.path}: cannot be decoded, skipped", file=sys.stderr)
+                    continue
+                tensor, _ = preprocess(augmented(image, sample.variant))
+                yield [tensor.copy()]
+        return generate
