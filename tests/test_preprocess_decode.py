@@ -157,7 +157,7 @@ def test_nms_large_input_matches_matrix_result():
     scores = rng.uniform(0.3, 1, 3000)
     classes = rng.integers(0, 2, 3000)
     from utils import nms as nms_module
-    big = nms(dets(boxes, scores, classes))  # > MATRIX_LIMIT per class: greedy path
+    big = nms(dets(boxes, scores, classes))  # > MATRIX_LIMIT: the per-class greedy path
     limit = nms_module.MATRIX_LIMIT
     nms_module.MATRIX_LIMIT = 10 ** 6
     try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import platform
+import queue
+import threading
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,16 +43,36 @@ def open_capture(target: str | int, what: str) -> cv2.VideoCapture:
 
 
 def capture_frames(capture: cv2.VideoCapture, source: str) -> Iterator[Frame]:
-    """Frames until the end of the stream."""
-    index = 0
-    try:
-        while True:
+    """Frames until the end of the stream, decoded one frame ahead in a background thread.
+
+    ``VideoCapture.read`` releases the GIL, so decoding the next frame overlaps with the
+    detection of the current one.
+    """
+    frames: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
             ok, image = capture.read()
+            frames.put(image if ok else None)
             if not ok:
                 return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    index = 0
+    try:
+        while (image := frames.get()) is not None:
             yield Frame(source, index, image)
             index += 1
     finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                frames.get_nowait()
+            except queue.Empty:
+                pass
+            reader.join(timeout=0.05)
         capture.release()
 
 

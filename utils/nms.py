@@ -5,9 +5,9 @@ import numpy as np
 
 from .decode import Detections
 
-# Above this many boxes of one class the pairwise matrix gets large; a greedy pass over the
-# kept boxes (each a vector operation) is used instead. It only happens with nonsense inputs
-# (random weights, a threshold near 0).
+# Above this many candidates the pairwise matrix gets large; then each class gets a greedy pass
+# over its kept boxes (each a vector operation). It only happens with nonsense inputs (random
+# weights, a threshold near 0).
 MATRIX_LIMIT = 2048
 
 
@@ -23,13 +23,14 @@ def iou_matrix(boxes: np.ndarray, others: np.ndarray | None = None) -> np.ndarra
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _keep_by_matrix(boxes: np.ndarray, threshold: float) -> np.ndarray:
-    """Greedy NMS of score-sorted boxes as a fixed point of matrix operations.
+def _keep_by_matrix(boxes: np.ndarray, classes: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy per-class NMS of score-sorted boxes as a fixed point of matrix operations.
 
-    Box ``j`` is dropped when a *kept* earlier box overlaps it by more than the threshold.
-    Iterating that rule from "keep all" settles at least one more box (in order) per pass.
+    Box ``j`` is dropped when a *kept* earlier box of its class overlaps it by more than the
+    threshold. Iterating that rule from "keep all" settles at least one more box (in order) per pass.
     """
-    suppresses = np.triu(iou_matrix(boxes) > threshold, k=1)
+    same_class = classes[:, None] == classes[None, :]
+    suppresses = np.triu(same_class & (iou_matrix(boxes) > threshold), k=1)
     keep = np.ones(len(boxes), bool)
     for _ in range(len(boxes)):
         updated = ~(suppresses & keep[:, None]).any(axis=0)
@@ -51,16 +52,17 @@ def _keep_greedy(boxes: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def nms(detections: Detections, iou_threshold: float = 0.45) -> Detections:
-    """Keep, per class, each box not overlapping a higher-scoring kept box by more than the threshold."""
+    """Keep, per class, each box not overlapping a higher-scoring kept box by more than the threshold.
+
+    Returns the kept detections by descending score.
+    """
     if len(detections) < 2:
         return detections
-    # Sorted by class, then by descending score within the class.
-    order = np.lexsort((-detections.scores, detections.class_ids))
-    ranked = detections.take(order)
-    starts = np.flatnonzero(np.r_[True, ranked.class_ids[1:] != ranked.class_ids[:-1]])
-    keep = np.zeros(len(order), bool)
-    for start, stop in zip(starts, np.r_[starts[1:], len(order)]):
-        keep_class = _keep_by_matrix if stop - start <= MATRIX_LIMIT else _keep_greedy
-        keep[start:stop] = keep_class(ranked.boxes[start:stop], iou_threshold)
-    kept = ranked.take(np.flatnonzero(keep))
-    return kept.take(np.argsort(-kept.scores, kind="stable"))
+    ranked = detections.take(np.argsort(-detections.scores, kind="stable"))
+    if len(ranked) <= MATRIX_LIMIT:
+        return ranked.take(np.flatnonzero(_keep_by_matrix(ranked.boxes, ranked.class_ids, iou_threshold)))
+    keep = np.zeros(len(ranked), bool)
+    for class_id in np.unique(ranked.class_ids):
+        members = np.flatnonzero(ranked.class_ids == class_id)
+        keep[members] = _keep_greedy(ranked.boxes[members], iou_threshold)
+    return ranked.take(np.flatnonzero(keep))

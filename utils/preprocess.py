@@ -54,42 +54,60 @@ def _axis_samples(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, 
     return index, following, fraction
 
 
+class _Resizer:
+    """``resize_image`` for one (input size, output size): sample tables and buffers made once.
+
+    Every buffer is preallocated: fresh multi-megabyte temporaries per frame cost page faults
+    that measured 4x the arithmetic itself.
+    """
+
+    def __init__(self, image_size: tuple[int, int], new_size: tuple[int, int], channels: int):
+        (w, h), (new_w, new_h) = image_size, new_size
+        row0, row1, dy = _axis_samples(h, new_h)
+        top_weight, bottom_weight = np.float32(1) - dy, dy.copy()
+        bottom_weight[-1] = 0  # Darknet skips the second tap on the last row
+        if h == 1:
+            bottom_weight[:] = 0
+        col0, col1, dx = _axis_samples(w, new_w)
+        left_weight, right_weight = np.float32(1) - dx, dx.copy()
+        col0[-1], left_weight[-1], right_weight[-1] = w - 1, 1, 0  # last column: the last pixel
+        if w == 1:
+            col0[:], left_weight[:], right_weight[:] = 0, 1, 0
+        self.rows = np.concatenate([row0, row1])
+        self.vertical = (np.repeat(top_weight[:, None], w, 1) * _WEIGHT_SCALE,
+                         np.repeat(bottom_weight[:, None], w, 1) * _WEIGHT_SCALE)
+        grid_rows = np.broadcast_to(np.arange(new_h, dtype=np.int16)[:, None], (new_h, new_w))
+        self.maps = [np.ascontiguousarray(np.stack([np.broadcast_to(c.astype(np.int16), (new_h, new_w)), grid_rows], -1))
+                     for c in (col0, col1)]
+        self.horizontal = (np.repeat(left_weight[None, :], new_h, 0) * _WEIGHT_SCALE,
+                           np.repeat(right_weight[None, :], new_h, 0) * _WEIGHT_SCALE)
+        self.gathered = np.empty((2 * new_h, w, channels), np.uint8)
+        self.gathered_float = np.empty((2 * new_h, w, channels), np.float32)
+        self.blended_rows = np.empty((new_h, w, channels), np.float32)
+        self.left = np.empty((new_h, new_w, channels), np.float32)
+        self.right = np.empty_like(self.left)
+        self.output = np.empty_like(self.left)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """The resized image (float32, the input's scale), in a buffer reused by the next call."""
+        np.take(image, self.rows, axis=0, out=self.gathered, mode="clip")  # "raise" would buffer
+        np.copyto(self.gathered_float, self.gathered)
+        half = len(self.rows) // 2
+        cv2.blendLinear(self.gathered_float[:half], self.gathered_float[half:], *self.vertical, dst=self.blended_rows)
+        cv2.remap(self.blended_rows, self.maps[0], None, cv2.INTER_NEAREST, dst=self.left)
+        cv2.remap(self.blended_rows, self.maps[1], None, cv2.INTER_NEAREST, dst=self.right)
+        return cv2.blendLinear(self.left, self.right, *self.horizontal, dst=self.output)
+
+
 @lru_cache(maxsize=8)
-def _resize_plan(image_size: tuple[int, int], new_size: tuple[int, int]):
-    """Row indices/weights and column remap tables for ``resize_image``; cached per size."""
-    (w, h), (new_w, new_h) = image_size, new_size
-    row0, row1, dy = _axis_samples(h, new_h)
-    top_weight = (np.float32(1) - dy)
-    bottom_weight = dy.copy()
-    bottom_weight[-1] = 0  # Darknet skips the second tap on the last row
-    if h == 1:
-        bottom_weight[:] = 0
-    col0, col1, dx = _axis_samples(w, new_w)
-    left_weight, right_weight = np.float32(1) - dx, dx.copy()
-    col0[-1], left_weight[-1], right_weight[-1] = w - 1, 1, 0  # last column: the last pixel
-    if w == 1:
-        col0[:], left_weight[:], right_weight[:] = 0, 1, 0
-    vertical = (np.repeat(top_weight[:, None], w, 1) * _WEIGHT_SCALE,
-                np.repeat(bottom_weight[:, None], w, 1) * _WEIGHT_SCALE)
-    horizontal = (np.repeat(left_weight[None, :], new_h, 0) * _WEIGHT_SCALE,
-                  np.repeat(right_weight[None, :], new_h, 0) * _WEIGHT_SCALE)
-    rows = np.broadcast_to(np.arange(new_h, dtype=np.int16)[:, None], (new_h, new_w))
-    maps = tuple(np.ascontiguousarray(np.stack([np.broadcast_to(c.astype(np.int16), (new_h, new_w)), rows], -1))
-                 for c in (col0, col1))
-    return row0, row1, vertical, horizontal, maps
+def _resizer(image_size: tuple[int, int], new_size: tuple[int, int], channels: int) -> _Resizer:
+    return _Resizer(image_size, new_size, channels)
 
 
 def resize_image(image: np.ndarray, new_size: tuple[int, int]) -> np.ndarray:
-    """Darknet's ``resize_image`` of an HxWxC uint8 or float image; float32 in the input's scale."""
+    """Darknet's ``resize_image`` of an HxWxC uint8 image; float32 in the input's scale."""
     h, w = image.shape[:2]
-    row0, row1, vertical, horizontal, maps = _resize_plan((w, h), tuple(new_size))
-    top = image[row0].astype(np.float32)
-    bottom = image[row1].astype(np.float32)
-    rows = cv2.blendLinear(top, bottom, *vertical)
-    left = cv2.remap(rows, maps[0], None, cv2.INTER_NEAREST)
-    right = cv2.remap(rows, maps[1], None, cv2.INTER_NEAREST)
-    resized = cv2.blendLinear(left, right, *horizontal)
-    return resized.reshape(new_size[1], new_size[0], -1)
+    return _resizer((w, h), tuple(new_size), image.shape[2])(image).copy()
 
 
 class Preprocessor:
@@ -114,8 +132,8 @@ class Preprocessor:
         self._canvas = np.empty((1, net_h, net_w, 3), self.dtype)
         self._box: Letterbox | None = None
 
-    def _quantize(self, pixels: np.ndarray) -> np.ndarray:
-        return cv2.addWeighted(pixels, self.alpha, pixels, 0.0, self.beta, dtype=self._cv_type)
+    def _quantize(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return cv2.addWeighted(pixels, self.alpha, pixels, 0.0, self.beta, dst=out, dtype=self._cv_type)
 
     def geometry(self, image: np.ndarray) -> Letterbox:
         return letterbox_geometry((image.shape[1], image.shape[0]), self.net_size)
@@ -124,11 +142,14 @@ class Preprocessor:
         """The input tensor (a buffer reused across calls) and the letterbox geometry."""
         box = self.geometry(image_bgr)
         (new_w, new_h), (x, y) = box.new_size, box.offset
-        if box != self._box:  # the border only changes with the geometry
+        if box != self._box:  # the border and the buffers only change with the geometry
             self._canvas[:] = self._fill
             self._box = box
-        rgb = cv2.cvtColor(resize_image(image_bgr, box.new_size), cv2.COLOR_BGR2RGB)
-        self._canvas[0, y:y + new_h, x:x + new_w] = self._quantize(rgb)
+            self._rgb = np.empty((new_h, new_w, 3), np.float32)
+            self._quantized = np.empty((new_h, new_w, 3), self.dtype)
+        resized = _resizer(box.image_size, box.new_size, 3)(image_bgr)
+        cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        self._canvas[0, y:y + new_h, x:x + new_w] = self._quantize(self._rgb, self._quantized)
         return self._canvas, box
 
 
