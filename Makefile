@@ -32,6 +32,7 @@ test-fast: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench.py
+	$(PY) bench/fidelity.py
 
 clean:
 	rm -rf $(OUT)

@@ -1,7 +1,10 @@
 """Darknet itself as a reference: Debian's ``libdarknet.so`` through ctypes."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,24 @@ class Box(ctypes.Structure):
 class Detection(ctypes.Structure):
     _fields_ = [("bbox", Box), ("classes", ctypes.c_int), ("prob", ctypes.POINTER(ctypes.c_float)),
                 ("mask", ctypes.POINTER(ctypes.c_float)), ("objectness", ctypes.c_float), ("sort_class", ctypes.c_int)]
+
+
+@contextlib.contextmanager
+def _quiet_stdio():
+    """Silence C-level stdout/stderr (file descriptors 1 and 2)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def available() -> bool:
@@ -45,7 +66,8 @@ class Darknet:
                                           ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
         lib.do_nms_sort.argtypes = [ctypes.POINTER(Detection), ctypes.c_int, ctypes.c_int, ctypes.c_float]
         lib.free_detections.argtypes = [ctypes.POINTER(Detection), ctypes.c_int]
-        self.net = lib.load_network(str(cfg).encode(), str(weights).encode(), 0)
+        with _quiet_stdio():  # Darknet prints its layer table
+            self.net = lib.load_network(str(cfg).encode(), str(weights).encode(), 0)
 
     def _image(self, rgb: np.ndarray) -> Image:
         """A darknet image (CHW float) holding ``rgb`` (HxWx3 float in [0, 1])."""

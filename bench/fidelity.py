@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""int8 fidelity of four Tiny YOLOv3 models: leaky/prelu x head range fixed/calibrated.
+
+    python bench/fidelity.py [--tiny]
+
+Each int8 model is compared with the float Keras model it came from (utils/fidelity.py) on the
+sample photos and Darknet's own photos (Debian's darknet package ships them), with its CPU time
+per frame (LiteRT, 2 threads) and whether every op stays on the Edge TPU list.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import sample_paths  # noqa: E402
+from utils import edgetpu_check, fidelity  # noqa: E402
+from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.images import read_image  # noqa: E402
+from utils.yolo_meta import load_meta_file, sidecar_paths  # noqa: E402
+
+
+def frame_ms(detector, image, reps: int) -> float:
+    for _ in range(3):
+        detector(image)
+    return float(np.median([detector(image)[1].total for _ in range(reps)]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="few calibration samples and repetitions")
+    args = parser.parse_args()
+    import keras
+
+    import utils  # noqa: F401
+    weights = fetch_weights(log=lambda message: None)
+    paths = sample_paths()
+    images = [read_image(p) for p in paths]
+    samples, reps = ("8", 5) if args.tiny else ("100", 50)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for leaky in ("keep", "prelu"):
+            h5 = Path(tmp) / f"tiny_{leaky}.h5"
+            subprocess.run([sys.executable, "convert.py", str(ROOT / "model_data" / "yolov3-tiny.cfg"), str(weights),
+                            str(h5), "--leaky", leaky], cwd=ROOT, check=True, capture_output=True)
+            model = keras.models.load_model(h5, compile=False)
+            meta = load_meta_file(sidecar_paths(h5)[0])
+            reference = {i: fidelity.keras_detect(model, meta, image) for i, image in enumerate(images)}
+            for fixed in (True, False):
+                out = Path(tmp) / f"tiny_{leaky}_{'fixed' if fixed else 'calibrated'}.tflite"
+                subprocess.run([sys.executable, "keras_to_tflite_quant.py", str(h5), str(out), "--dataset",
+                                *map(str, paths), "--num-samples", samples] + ([] if fixed else ["--no-fixed-range"]),
+                               cwd=ROOT, check=True, capture_output=True)
+                detector = fidelity.tflite_detector(out, threads=2)
+                report = fidelity.Fidelity()
+                for i, image in enumerate(images):
+                    fidelity.add_image(report, reference[i], detector(image)[0])
+                mapped = edgetpu_check.check(out).all_mapped
+                rows.append((leaky, "fixed [-6, 10]" if fixed else "calibrated", report,
+                             frame_ms(detector, images[0], reps), mapped))
+    print(f"int8 fidelity against the float model, {len(images)} photos ({', '.join(p.name for p in paths)}), "
+          f"{time.strftime('%Y-%m-%d')}" + (" (tiny mode)" if args.tiny else ""))
+    print(f"{'activation':10} {'head range':15} {'strict':>9} {'loose':>9} {'extra':>5} {'mean |ds|':>9} "
+          f"{'CPU ms/frame':>12}  all ops on Edge TPU")
+    for leaky, kind, report, ms, mapped in rows:
+        print(f"{leaky:10} {kind:15} {report.strict_matched:>4}/{report.strict_total:<4} "
+              f"{report.loose_matched:>4}/{report.loose_total:<4} {report.extras:>5} {report.mean_delta:9.4f} "
+              f"{ms:12.2f}  {'yes' if mapped else 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The fidelity report's counting, and the benchmarks in tiny mode so they cannot rot."""
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_script
+from utils.decode import Detections
+from utils.fidelity import Fidelity, add_image
+
+
+def dets(rows):
+    boxes = np.array([r[2] for r in rows], np.float32).reshape(-1, 4)
+    return Detections(boxes, np.array([r[1] for r in rows], np.float32), np.array([r[0] for r in rows], np.int64))
+
+
+def test_fidelity_counts():
+    reference = dets([(16, 0.56, [130, 187, 369, 517]), (1, 0.59, [206, 151, 576, 450]), (7, 0.32, [533, 95, 621, 157])])
+    candidate = dets([(16, 0.58, [131, 187, 369, 518]),   # strict and loose match
+                      (1, 0.50, [230, 160, 560, 440]),    # loose only (IoU < 0.9, |ds| 0.09)
+                      (2, 0.40, [0, 0, 50, 50])])         # extra
+    report = Fidelity()
+    add_image(report, reference, candidate)
+    assert (report.strict_matched, report.strict_total) == (1, 3)
+    assert (report.loose_matched, report.loose_total) == (2, 2)
+    assert report.extras == 1
+    assert report.mean_delta == pytest.approx((0.02 + 0.09) / 2, abs=1e-6)
+    assert "strict" in report.format() and "1 extra" in report.format()
+
+
+@pytest.mark.slow
+def test_benchmark_tiny_mode():
+    result = run_script("bench/bench.py", "--tiny", check=True)
+    for row in ("int8 LiteRT 2 thr: invoke", "OpenCV DNN float", "inference.py --video",
+                "decode + NMS <= 0.5 ms", "whole frame / invoke (2 threads) <= 1.15"):
+        assert row in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_fidelity_benchmark_tiny_mode():
+    result = run_script("bench/fidelity.py", "--tiny", check=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("keep", "prelu"))]
+    assert len(lines) == 4
+    assert all(line.endswith("yes") for line in lines if line.startswith("prelu")), lines

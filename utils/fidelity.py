@@ -1,0 +1,116 @@
+"""What quantization cost in detections: an int8 model's detections against a float reference.
+
+    python -m utils.fidelity INT8.tflite FLOAT.tflite --images photos/
+
+Two criteria: strict (reference score >= 0.30 matched with IoU >= 0.9 and |dscore| <= 0.03) and
+loose (score >= 0.35, IoU >= 0.5, any score); extras are int8 detections >= 0.35 that match no
+reference detection loosely. The quantizer prints the same report against its float Keras model.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .decode import Detections, HeadOutput, clip_boxes, decode
+from .detector import Detector
+from .errors import run_cli
+from .images import find_images, read_image
+from .nms import iou_matrix, nms
+from .preprocess import Preprocessor
+from .runtime import Model
+from .yolo_meta import YoloMeta
+
+STRICT = (0.30, 0.9, 0.03)   # min reference score, min IoU, max |dscore|
+LOOSE = (0.35, 0.5, 1.0)
+
+
+@dataclass
+class Fidelity:
+    images: int = 0
+    strict_matched: int = 0
+    strict_total: int = 0
+    loose_matched: int = 0
+    loose_total: int = 0
+    extras: int = 0
+    score_deltas: tuple = ()
+
+    @property
+    def mean_delta(self) -> float:
+        return float(np.mean(self.score_deltas)) if self.score_deltas else 0.0
+
+    def format(self) -> str:
+        return (f"Detections of the int8 model against the float model on {self.images} images:\n"
+                f"  strict (score >= 0.30, IoU >= 0.9, |dscore| <= 0.03): {self.strict_matched}/{self.strict_total} matched\n"
+                f"  loose  (score >= 0.35, IoU >= 0.5):                   {self.loose_matched}/{self.loose_total} matched, "
+                f"{self.extras} extra\n"
+                f"  mean |dscore| of loose matches: {self.mean_delta:.4f}")
+
+
+def _matches(reference: Detections, candidate: Detections, min_iou: float, max_delta: float):
+    """Per class: (reference indices, candidate indices, match matrix) with same class, IoU and
+    score close enough. Class by class, so a model spitting thousands of boxes stays in memory."""
+    for class_id in np.intersect1d(reference.class_ids, candidate.class_ids):
+        ref = np.flatnonzero(reference.class_ids == class_id)
+        cand = np.flatnonzero(candidate.class_ids == class_id)
+        close = np.abs(reference.scores[ref, None] - candidate.scores[None, cand]) <= max_delta
+        yield ref, cand, close & (iou_matrix(reference.boxes[ref], candidate.boxes[cand]) >= min_iou)
+
+
+def add_image(report: Fidelity, reference: Detections, candidate: Detections) -> None:
+    """Accumulate one image's comparison into ``report``."""
+    report.images += 1
+    for name, (min_score, min_iou, max_delta) in (("strict", STRICT), ("loose", LOOSE)):
+        wanted = reference.scores >= min_score
+        found = np.zeros(len(reference), bool)
+        for ref, _, matched in _matches(reference, candidate, min_iou, max_delta):
+            found[ref] = matched.any(1)
+        setattr(report, f"{name}_total", getattr(report, f"{name}_total") + int(wanted.sum()))
+        setattr(report, f"{name}_matched", getattr(report, f"{name}_matched") + int((found & wanted).sum()))
+    claimed = np.zeros(len(candidate), bool)
+    deltas = []
+    for ref, cand, matched in _matches(reference, candidate, LOOSE[1], LOOSE[2]):
+        claimed[cand] = matched.any(0)
+        pairs = np.argwhere(matched & (reference.scores[ref] >= LOOSE[0])[:, None])
+        deltas += np.abs(reference.scores[ref[pairs[:, 0]]] - candidate.scores[cand[pairs[:, 1]]]).tolist()
+    report.extras += int(((candidate.scores >= LOOSE[0]) & ~claimed).sum())
+    report.score_deltas += tuple(deltas)
+
+
+def keras_detect(model, meta: YoloMeta, image: np.ndarray, threshold: float = 0.25) -> Detections:
+    """Detections of a float Keras model, decoded exactly like a TFLite model's."""
+    tensor, box = Preprocessor(meta.input_size)(image)
+    outputs = model(tensor, training=False)
+    outputs = [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+    by_grid = {(o.shape[2], o.shape[1]): HeadOutput(o) for o in outputs}
+    heads = [by_grid[tuple(h.grid)] for h in meta.heads]
+    return clip_boxes(nms(decode(heads, meta, box, threshold)), box.image_size)
+
+
+def compare(reference_detect, candidate_detect, images: list[np.ndarray]) -> Fidelity:
+    report = Fidelity()
+    for image in images:
+        add_image(report, reference_detect(image), candidate_detect(image))
+    return report
+
+
+def tflite_detector(path: Path, threads: int | None = None) -> Detector:
+    model = Model(path, threads=threads)
+    return Detector(model, model.meta)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("int8", type=Path, help="quantized .tflite")
+    parser.add_argument("reference", type=Path, help="float .tflite of the same model (keras_to_tflite_quant.py --float)")
+    parser.add_argument("--images", nargs="+", required=True, help="image files, directories or globs")
+    args = parser.parse_args()
+    images = [image for image in (read_image(p) for p in find_images(args.images)) if image is not None]
+    quantized, reference = tflite_detector(args.int8), tflite_detector(args.reference)
+    print(compare(lambda im: reference(im)[0], lambda im: quantized(im)[0], images).format())
+
+
+if __name__ == "__main__":
+    run_cli(main)
