@@ -78,11 +78,12 @@ def record(frame, detections, timing, names) -> dict:
 def main() -> None:
     args = parse_args()
     from utils import media
+    from utils.images import find_images
     from utils.draw import draw_detections, draw_fps
 
     log = (lambda message: print(message, file=sys.stderr)) if args.json else print
     if args.image:
-        paths = media.find_images(args.image)
+        paths = find_images(args.image)
         frames, sink, stream = media.image_frames(paths), None, False
     else:
         target = str(args.video) if args.video else args.cam
@@ -95,7 +96,7 @@ def main() -> None:
     detector, names = load(args)
     display = not args.no_display and media.display_available()
 
-    totals, count, started, kept = [0.0, 0.0, 0.0], 0, time.perf_counter(), True
+    totals, count, started = [0.0, 0.0, 0.0], 0, time.perf_counter()
     try:
         for frame in frames:
             detections, timing = detector(frame.image)
@@ -126,7 +127,7 @@ def main() -> None:
         log("interrupted: finishing the output")
     finally:
         if sink:
-            sink.close(kept)
+            sink.close()
     elapsed = time.perf_counter() - started
     if count:
         pre, invoke, post = (t / count for t in totals)

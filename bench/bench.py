@@ -172,7 +172,6 @@ def main() -> int:
         subprocess.run([sys.executable, "keras_to_tflite_quant.py", str(h5), str(float_model), "--float"], cwd=ROOT,
                        check=True, capture_output=True)
 
-        rows: list[tuple[str, str]] = []
         stages = {}
         for label, path in (("int8", int8), ("float", float_model)):
             for threads in (1, 2):

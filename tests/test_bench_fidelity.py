@@ -1,10 +1,9 @@
 """The fidelity report's counting, and the benchmarks in tiny mode so they cannot rot."""
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import run_script
 from utils.decode import Detections
 from utils.fidelity import Fidelity, add_image
 
@@ -39,6 +38,11 @@ def test_benchmark_tiny_mode():
 @pytest.mark.slow
 def test_fidelity_benchmark_tiny_mode():
     result = run_script("bench/fidelity.py", "--tiny", check=True)
-    lines = [line for line in result.stdout.splitlines() if line.startswith(("keep", "prelu"))]
+    lines = [line.split() for line in result.stdout.splitlines() if line.startswith(("keep", "prelu"))]
     assert len(lines) == 4
-    assert all(line.endswith("yes") for line in lines if line.startswith("prelu")), lines
+    assert all(line[-1] == "yes" for line in lines if line[0] == "prelu"), lines
+    # rows: activation, range (one or three words), strict m/n, loose m/n, extra, ...
+    matched = {(line[0], line[1]): [int(cell.split("/")[0]) for cell in line if "/" in cell] for line in lines}
+    for leaky in ("keep", "prelu"):
+        fixed, calibrated = matched[(leaky, "fixed")], matched[(leaky, "calibrated")]
+        assert fixed[1] >= calibrated[1] and fixed[0] >= calibrated[0], (leaky, fixed, calibrated)

@@ -1,5 +1,4 @@
 """cfg parsing and weights reading: exact layout, and clear errors for files that do not fit."""
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .images import find_images, read_image
+from .images import read_image
 
 
 @dataclass
@@ -108,10 +108,11 @@ class VideoSink:
         self.writer.write(image)
         self.frames += 1
 
-    def close(self, keep: bool = True) -> None:
+    def close(self) -> None:
+        """Finish the file (also after Ctrl-C); nothing is left behind when no frame was written."""
         if self.writer is not None:
             self.writer.release()
-        if keep and self.frames:
+        if self.frames:
             os.replace(self.tmp, self.path)
         self.tmp.unlink(missing_ok=True)
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -16,12 +14,9 @@ from ai_edge_litert import schema_py_generated as schema
 from . import tflite_model
 from .errors import UserError
 from .preprocess import Preprocessor
-from .yolo_meta import METADATA_NAME, YoloMeta, default_masks, load_meta_file, read_anchors, sidecar_paths
+from .yolo_meta import METADATA_NAME, Head, YoloMeta, default_masks, load_meta_file, read_anchors, sidecar_paths
 
 IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
-# Head logits below -6 never make a detection (sigmoid(-6) = 0.0025) and above 10 saturate
-# sigmoid; calibration ranges like [-24, 6.5] waste half the 8 bits on them.
-DEFAULT_OUTPUT_RANGE = (-6.0, 10.0)
 
 
 def load_keras_model(path: Path) -> keras.Model:
@@ -46,7 +41,6 @@ def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None =
         masks = default_masks(len(anchors), grids)
         channels = shapes[0][3]
         classes = channels // len(masks[0]) - 5
-        from .yolo_meta import Head
         meta = YoloMeta((model.inputs[0].shape[2], model.inputs[0].shape[1]), classes, anchors,
                         [Head(m, g) for m, g in zip(masks, grids)])
     else:
@@ -146,14 +140,3 @@ def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.nda
             entry[1] = max(entry[1], float(delta.max()))
             entry[2] += delta.size
     return [(grid, total / count, peak) for grid, (total, peak, count) in sums.items()]
-
-
-def input_quantization_is_unit(tflite: bytes) -> bool:
-    """True when the input tensor maps 0..255 onto [0, 1] (scale 1/255), as calibration intends."""
-    model = schema.Model.GetRootAs(tflite, 0)
-    graph = model.Subgraphs(0)
-    tensor = graph.Tensors(graph.Inputs(0))
-    quant = tensor.Quantization()
-    if quant is None or quant.ScaleLength() == 0:
-        return True
-    return math.isclose(quant.Scale(0), 1 / 255, rel_tol=0.02)

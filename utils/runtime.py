@@ -18,6 +18,7 @@ from .yolo_meta import METADATA_NAME, YoloMeta
 RUNTIMES = ("litert", "tflite_runtime", "tensorflow")
 _MODULES = {"litert": "ai_edge_litert.interpreter", "tflite_runtime": "tflite_runtime.interpreter",
             "tensorflow": "tensorflow.lite"}
+_PACKAGES = {"litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow-cpu"}
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 
 
@@ -28,8 +29,7 @@ def interpreter_api(runtime: str = "auto"):
             module = importlib.import_module(_MODULES[name])
         except ImportError as error:
             if runtime != "auto":
-                raise UserError(f"runtime {name} is not installed ({error}); pip install "
-                                f"{ {'litert': 'ai-edge-litert', 'tflite_runtime': 'tflite-runtime', 'tensorflow': 'tensorflow-cpu'}[name] }") from None
+                raise UserError(f"runtime {name} is not installed ({error}); pip install {_PACKAGES[name]}") from None
             continue
         load = getattr(module, "load_delegate", None) or module.experimental.load_delegate
         return module.Interpreter, load, name
