@@ -43,3 +43,21 @@ def test_inference_help_without_tensorflow(tmp_path):
     assert result.returncode == 0 and "--edge_tpu" in result.stdout, result.stderr
     checker = subprocess.run([python, "-m", "utils.edgetpu_check", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert checker.returncode == 0, checker.stderr
+
+
+def test_atomic_outputs_have_ordinary_permissions(tmp_path):
+    import numpy as np
+
+    from utils.files import atomic_output
+    from utils.media import VideoSink, write_image
+    umask = os.umask(0)
+    os.umask(umask)
+    with atomic_output(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    write_image(tmp_path / "b.png", np.zeros((4, 4, 3), np.uint8))
+    sink = VideoSink(tmp_path / "c.avi", 5.0)
+    sink.write(np.zeros((16, 16, 3), np.uint8))
+    sink.close()
+    for name in ("a.txt", "b.png", "c.avi"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.png", "c.avi"]

@@ -5,7 +5,6 @@ import os
 import platform
 import queue
 import threading
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
+from .files import atomic_output, temporary_beside
 from .images import read_image
 
 
@@ -90,12 +90,8 @@ class VideoSink:
     def __init__(self, path: Path, fps: float):
         if path.suffix.lower() not in self.CODECS:
             raise UserError(f"output {path}: use a .mp4, .avi, .mkv or .mov name for a video")
-        if not path.parent.is_dir():
-            raise UserError(f"output {path}: directory {path.parent} does not exist")
         self.path, self.fps = path, fps
-        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-        os.close(handle)
-        self.tmp = Path(name)
+        self.tmp = temporary_beside(path)
         self.writer: cv2.VideoWriter | None = None
         self.frames = 0
 
@@ -132,10 +128,8 @@ def write_image(path: Path, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix or ".jpg", image)
     if not ok:
         raise UserError(f"output {path}: cannot encode an image of this type")
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(encoded.tobytes())
-    os.replace(name, path)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
 
 
 def display_available() -> bool:
