@@ -159,3 +159,17 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path, model_factory):
     result = run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "m.tflite"), "--dataset", str(mixed), check=True)
     assert "bad.jpg: cannot be decoded, skipped" in result.stderr
     assert "calibrated on 1 images + 49 crops/flips of them (1 unreadable, skipped)" in result.stdout
+
+
+def test_model_without_sidecar_takes_anchors(tmp_path, model_factory):
+    import shutil
+    h5 = tmp_path / "bare.h5"
+    shutil.copy(model_factory("tiny_keep"), h5)
+    out = tmp_path / "bare.tflite"
+    assert_user_error(run_script("keras_to_tflite_quant.py", str(h5), str(out)), "bare_yolo.json", "--anchors")
+    from conftest import MODEL_DATA
+    run_script("keras_to_tflite_quant.py", str(h5), str(out), "--float", "--anchors",
+               str(MODEL_DATA / "yolov3-tiny_anchors.txt"), check=True)
+    from utils.yolo_meta import METADATA_NAME, YoloMeta
+    meta = YoloMeta.from_json(tflite_model.read_metadata(tflite_model.read_bytes(out), METADATA_NAME).decode())
+    assert [h.mask for h in meta.heads] == [[3, 4, 5], [0, 1, 2]] and meta.classes == 80

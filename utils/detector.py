@@ -13,7 +13,7 @@ from .errors import UserError
 from .files import require_file
 from .nms import nms
 from .runtime import Model
-from .yolo_meta import Head, YoloMeta, default_masks, load_meta_file, read_anchors
+from .yolo_meta import YoloMeta, load_meta_file, meta_from_anchors
 
 
 def read_class_names(path: str | Path) -> list[str]:
@@ -37,18 +37,7 @@ def resolve_meta(model: Model, anchors: str | Path | None) -> YoloMeta:
     elif str(anchors).endswith(".json"):
         meta = load_meta_file(anchors)
     else:
-        pairs = read_anchors(anchors)
-        if len(pairs) % len(grids):
-            raise UserError(f"anchors {anchors}: {len(pairs)} anchors cannot be split over the model's "
-                            f"{len(grids)} heads")
-        masks = default_masks(len(pairs), grids)
-        channels = model.output_channels(grids[0])
-        per_head = len(pairs) // len(grids)
-        if channels % per_head or channels // per_head <= 5:
-            raise UserError(f"anchors {anchors}: {per_head} anchors per head do not fit the model's "
-                            f"{channels} output channels")
-        meta = YoloMeta(model.input_size, channels // per_head - 5, pairs,
-                        [Head(mask, grid) for mask, grid in zip(masks, grids)])
+        meta = meta_from_anchors(anchors, model.input_size, grids, model.output_channels(grids[0]))
     expected = {h.grid: c for h, c in zip(meta.heads, meta.channels_per_head())}
     actual = {grid: model.output_channels(grid) for grid in grids}
     if expected != actual:

@@ -14,7 +14,7 @@ from ai_edge_litert import schema_py_generated as schema
 from . import tflite_model
 from .errors import UserError
 from .preprocess import Preprocessor
-from .yolo_meta import METADATA_NAME, Head, YoloMeta, default_masks, load_meta_file, read_anchors, sidecar_paths
+from .yolo_meta import METADATA_NAME, YoloMeta, load_meta_file, meta_from_anchors, sidecar_paths
 
 IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
 
@@ -37,12 +37,8 @@ def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None =
     if meta_path.is_file():
         meta = load_meta_file(meta_path)
     elif anchors_path:
-        anchors = read_anchors(anchors_path)
-        masks = default_masks(len(anchors), grids)
-        channels = shapes[0][3]
-        classes = channels // len(masks[0]) - 5
-        meta = YoloMeta((model.inputs[0].shape[2], model.inputs[0].shape[1]), classes, anchors,
-                        [Head(m, g) for m, g in zip(masks, grids)])
+        meta = meta_from_anchors(anchors_path, (model.inputs[0].shape[2], model.inputs[0].shape[1]), grids,
+                                 shapes[0][3])
     else:
         raise UserError(f"model {model_path}: no {meta_path.name} beside it (write it with convert.py, "
                         "or pass --anchors)")

@@ -99,6 +99,23 @@ def default_masks(anchor_count: int, grids: list[tuple[int, int]]) -> list[list[
     return masks
 
 
+def meta_from_anchors(path: str | Path, input_size: tuple[int, int], grids: list[tuple[int, int]],
+                      channels: int) -> YoloMeta:
+    """Metadata for a model without any: a classic anchors file, Darknet's usual masks, and the
+    class count implied by the heads' channel count."""
+    anchors = read_anchors(path)
+    if len(anchors) % len(grids):
+        raise UserError(f"anchors {path}: {len(anchors)} anchors cannot be split over the model's "
+                        f"{len(grids)} heads")
+    per_head = len(anchors) // len(grids)
+    if channels % per_head or channels // per_head <= 5:
+        raise UserError(f"anchors {path}: {per_head} anchors per head do not fit the model's "
+                        f"{channels} output channels")
+    masks = default_masks(len(anchors), grids)
+    return YoloMeta(tuple(input_size), channels // per_head - 5, anchors,
+                    [Head(mask, grid) for mask, grid in zip(masks, grids)])
+
+
 def load_meta_file(path: str | Path) -> YoloMeta:
     path = require_file(path, "metadata")
     return YoloMeta.from_json(path.read_text(), source=f"metadata {path}")
