@@ -52,8 +52,24 @@ def test_letterbox_matches_libdarknet(net_size, weights, tiny_cfg):
         for im in (image, np.ascontiguousarray(image.transpose(1, 0, 2))):  # landscape and portrait
             reference = net.letterbox(im[..., ::-1].astype(np.float32) / 255, net_size)
             assert np.abs(letterbox_float(im, net_size)[0] - reference).max() <= 1 / 255 / 100
-            quantized, _ = Preprocessor(net_size, np.uint8, 1 / 255, 0)(im)
-            assert np.abs(quantized[0] / 255 - reference).max() <= 1 / 255
+            scale = np.float32(1 / 255)  # what the converter writes
+            expected = np.round(reference / scale)
+            for dtype, zero_point in ((np.uint8, 0), (np.int8, -128)):
+                quantized, _ = Preprocessor(net_size, dtype, scale, zero_point)(im)
+                levels = quantized[0].astype(np.float32) - zero_point
+                assert np.abs(levels - expected).max() <= 1  # the issue's bound: 1/255
+                assert (levels != expected).mean() < 1e-3   # in fact only float ties differ
+
+
+def test_preprocessor_reused_across_image_shapes():
+    """A video or a directory reuses one Preprocessor: a new shape must not leave the old one behind."""
+    image = cv2.imread(str(sample_paths()[0]))
+    portrait = np.ascontiguousarray(image.transpose(1, 0, 2))
+    for dtype, scale in ((np.float32, 0.0), (np.uint8, 1 / 255)):
+        reused = Preprocessor((416, 416), dtype, scale)
+        reused(image)
+        assert np.array_equal(reused(portrait)[0], Preprocessor((416, 416), dtype, scale)(portrait)[0])
+        assert np.array_equal(reused(image)[0], Preprocessor((416, 416), dtype, scale)(image)[0])
 
 
 @pytest.mark.parametrize("image_size, new_size, offset", [((768, 576), (416, 312), (0, 52)),
