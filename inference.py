@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quant", action="store_true", help="expect a quantized model (checked against the model)")
     parser.add_argument("--runtime", choices=("auto", "litert", "tflite_runtime", "tensorflow"), default="auto",
                         help="TFLite runtime (default: LiteRT, falling back to tflite_runtime, then TensorFlow)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the interpreter")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads for the interpreter and the pre-processing (default: all %(default)s cores)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--cam", nargs="?", const=0, type=int, metavar="INDEX", help="camera index (default: 0)")
     source.add_argument("--image", nargs="+", metavar="PATH", help="image files or directories")
@@ -47,6 +49,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("-t must be between 0 and 1")
     if not 0 < args.iou <= 1:
         parser.error("--iou must be in (0, 1]")
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
     return args
 
 

@@ -5,10 +5,9 @@ integer-arithmetic size, resizes with its own two-pass *align-corners* bilinear
 ``resize_image`` and pastes the result centred on a canvas of 0.5. OpenCV's ``INTER_LINEAR``
 samples at half-pixel centres instead and measurably changes detections, so it is not used.
 
-Everything that depends only on the image size (sample indices, weights, buffers) is made when
-the size changes, so a video pays for it once. Per frame the resize is five memory-bound passes
-(a row take, a lookup table, two blends, a column remap) in float32, like Darknet, so that the
-result stays exact.
+The resize runs as a small TFLite graph (``resize_graph``) on XNNPACK, made once per image
+size, so a video pays for it once. It matches Darknet everywhere but on the last row and
+column, where Darknet has quirks of its own; those two lines are recomputed here.
 """
 from __future__ import annotations
 
@@ -17,8 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# blendLinear divides by (w0 + w1 + 1e-5); scaling both weights makes that epsilon negligible.
-_WEIGHT_SCALE = np.float32(1 << 20)
+from .interpreters import interpreter_api
+from .resize_graph import resize_graph
 
 
 @dataclass(frozen=True)
@@ -56,60 +55,80 @@ def _axis_samples(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 class _Resizer:
-    """``resize_image`` for one (input size, output size): sample tables and buffers made once.
+    """Darknet's ``resize_image`` for one (image size, output size, output type), written as RGB.
 
-    The vertical pass runs first, on whole source rows, so the only gathers are a row ``take``
-    on the 8-bit image and one column ``remap``; a lookup table turns the 8-bit rows into
-    floats (and into the caller's units) on the way. Every buffer is preallocated: fresh
-    multi-megabyte temporaries per frame cost page faults that measured 4x the arithmetic itself.
+    ``pixel_scale`` turns 8-bit pixels into the float values Darknet resizes (1/255 for a
+    network input); an 8-bit ``dtype`` is then quantized with ``quantization`` (scale, zero point).
     """
 
-    def __init__(self, image_size: tuple[int, int], new_size: tuple[int, int], channels: int):
+    def __init__(self, image_size: tuple[int, int], new_size: tuple[int, int], pixel_scale: float,
+                 dtype=np.float32, quantization: tuple[float, int] = (0.0, 0), threads: int | None = None):
+        self.dtype, self.quantization = np.dtype(dtype), quantization
+        interpreter_class = interpreter_api()[0]
+        graph = resize_graph(image_size, new_size, pixel_scale, self.dtype, quantization)
+        self.interpreter = interpreter_class(model_content=graph, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        # Darknet's value of each 8-bit pixel: float(p / 255.) for a network input.
+        self.values = (np.arange(256) * pixel_scale).astype(np.float32)
         (w, h), (new_w, new_h) = image_size, new_size
         row0, row1, dy = _axis_samples(h, new_h)
-        top_weight, bottom_weight = np.float32(1) - dy, dy.copy()
-        bottom_weight[-1] = 0  # Darknet skips the second tap on the last row
-        if h == 1:
-            bottom_weight[:] = 0
         col0, col1, dx = _axis_samples(w, new_w)
-        left_weight, right_weight = np.float32(1) - dx, dx.copy()
-        col0[-1], left_weight[-1], right_weight[-1] = w - 1, 1, 0  # last column: the last pixel
-        if w == 1:
-            col0[:], left_weight[:], right_weight[:] = 0, 1, 0
-        self.rows = np.concatenate([row0, row1])
-        self.vertical = [np.repeat(weight[:, None] * _WEIGHT_SCALE, w, 1) for weight in (top_weight, bottom_weight)]
-        columns = np.concatenate([col0, col1]).astype(np.int16)  # left taps, then right taps
-        self.column_map = np.stack([np.broadcast_to(columns, (new_h, 2 * new_w)),
-                                    np.broadcast_to(np.arange(new_h, dtype=np.int16)[:, None], (new_h, 2 * new_w))], -1)
-        self.horizontal = [np.repeat(weight[None, :] * _WEIGHT_SCALE, new_h, 0) for weight in (left_weight, right_weight)]
-        self.gathered = np.empty((2 * new_h, w, channels), np.uint8)
-        self.gathered_float = np.empty((2 * new_h, w, channels), np.float32)
-        self.blended_rows = np.empty((new_h, w, channels), np.float32)
-        self.taps = np.empty((new_h, 2 * new_w, channels), np.float32)
-        self.output = np.empty((new_h, new_w, channels), np.float32)
+        # RESIZE_BILINEAR gives Darknet's last row only when the last row sample lands exactly on
+        # the last source row, and its last column only when that sample is not short of the last
+        # source column. Otherwise _edges recomputes both, the way Darknet does: its last row
+        # takes (1 - dy) of one source row and skips the second tap, and its last column is the
+        # last pixel's column.
+        self.fix_edges = row0[-1] != h - 1 or dy[-1] != 0 or col0[-1] != w - 1
+        top, bottom = np.float32(1) - dy, dy.copy()
+        bottom[-1] = 0
+        col0[-1] = col1[-1] = w - 1
+        left, right = np.float32(1) - dx, dx.copy()
+        left[-1], right[-1] = 1, 0
+        self.rows, self.columns = np.concatenate([row0, row1]), np.concatenate([col0, col1])
+        self.vertical, self.horizontal = (top[:, None], bottom[:, None]), (left[:, None], right[:, None])
 
-    def __call__(self, image: np.ndarray, table: np.ndarray) -> np.ndarray:
-        """The resized image of ``table[pixel]`` values (float32), in a buffer reused by the next call."""
-        np.take(image, self.rows, axis=0, out=self.gathered, mode="clip")  # "raise" would buffer
-        cv2.LUT(self.gathered, table, dst=self.gathered_float)
-        half, new_w = len(self.rows) // 2, self.output.shape[1]
-        cv2.blendLinear(self.gathered_float[:half], self.gathered_float[half:], *self.vertical, dst=self.blended_rows)
-        cv2.remap(self.blended_rows, self.column_map, None, cv2.INTER_NEAREST, dst=self.taps)
-        return cv2.blendLinear(self.taps[:, :new_w], self.taps[:, new_w:], *self.horizontal, dst=self.output)
+    def _edges(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Darknet's last row and last column of the resized ``image`` (BGR, float32), with
+        Darknet's operations in Darknet's order."""
+        (top, bottom), (left, right) = self.vertical, self.horizontal
+        column = self.values[image[self.rows, -1]]  # the last column of Darknet's first pass
+        rows = len(column) // 2
+        last_column = top * column[:rows] + bottom * column[rows:]
+        row = self.values[image[self.rows[rows - 1]][self.columns]]  # the source row of the last row
+        columns = len(row) // 2
+        last_row = top[-1] * (left * row[:columns] + right * row[columns:])
+        return last_row, last_column
 
+    def convert(self, values: np.ndarray) -> np.ndarray:
+        """Float values in the output's type: quantized like QUANTIZE (round to nearest, saturate)."""
+        if self.dtype == np.float32:
+            return values
+        scale, zero_point = self.quantization
+        limits = np.iinfo(self.dtype)
+        return np.clip(np.rint(values / np.float32(scale)) + zero_point, limits.min, limits.max).astype(self.dtype)
 
-def _pixel_table(scale: float = 1.0, offset: float = 0.0) -> np.ndarray:
-    """8-bit value → float32 ``value * scale + offset``: the lookup table that feeds ``_Resizer``.
-
-    The resize weights of each output pixel sum to 1, so an offset passes through unchanged.
-    """
-    return (np.arange(256, dtype=np.float64) * scale + offset).astype(np.float32).reshape(1, 256)
+    def __call__(self, image: np.ndarray, out: np.ndarray) -> None:
+        """Resize an HxWx3 uint8 BGR ``image`` into ``out`` (new_h x new_w x 3, RGB, a view is fine)."""
+        pixels = self.interpreter.tensor(self.input_index)()[0]  # views into the interpreter, which
+        cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=pixels)        # must not outlive the call
+        del pixels
+        self.interpreter.invoke()
+        resized = self.interpreter.tensor(self.output_index)()[0]
+        np.copyto(out, resized)
+        del resized
+        if self.fix_edges:
+            last_row, last_column = self._edges(image)
+            out[-1], out[:, -1] = self.convert(last_row)[:, ::-1], self.convert(last_column)[:, ::-1]
 
 
 def resize_image(image: np.ndarray, new_size: tuple[int, int]) -> np.ndarray:
-    """Darknet's ``resize_image`` of an HxWxC uint8 image; float32 in the input's scale."""
+    """Darknet's ``resize_image`` of an HxWx3 uint8 BGR image: RGB float32, in the input's scale."""
     h, w = image.shape[:2]
-    return _Resizer((w, h), tuple(new_size), image.shape[2])(image, _pixel_table()).copy()
+    resized = np.empty((new_size[1], new_size[0], 3), np.float32)
+    _Resizer((w, h), tuple(new_size), 1.0)(image, resized)
+    return resized
 
 
 class Preprocessor:
@@ -119,37 +138,26 @@ class Preprocessor:
     for a float input leave them at (0, 0) and get RGB in [0, 1], Darknet's values.
     """
 
-    def __init__(self, net_size: tuple[int, int], dtype=np.float32, scale: float = 0.0, zero_point: int = 0):
+    def __init__(self, net_size: tuple[int, int], dtype=np.float32, scale: float = 0.0, zero_point: int = 0,
+                 threads: int | None = None):
         self.net_size = tuple(net_size)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.uint8, np.int8) or (self.dtype != np.float32 and scale <= 0):
             raise ValueError(f"unsupported input tensor: {self.dtype} with scale {scale}")
-        self.quantized = self.dtype != np.float32
-        # Darknet's pixel is float(value / 255.); a quantized input holds pixel / scale + zero point,
-        # which the lookup table computes, so the resize works in the input's own units.
-        unit, offset = (1 / scale, float(zero_point)) if self.quantized else (1.0, 0.0)
-        self._table = _pixel_table(unit / 255, offset)
+        self.quantization = (float(scale), int(zero_point))
+        self.threads = threads
         net_w, net_h = self.net_size
         self._canvas = np.empty((1, net_h, net_w, 3), self.dtype)
-        fill = np.full((1, 1, 3), 0.5 * unit + offset, np.float32)
-        self._fill = self._round(fill)[0, 0] if self.quantized else fill[0, 0]
         self._box: Letterbox | None = None
-
-    def _round(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Input units (float32) → the 8-bit input type, rounded to nearest and saturated."""
-        if self.dtype == np.uint8:  # values are never negative, so its |x| is a no-op; the fastest
-            return cv2.convertScaleAbs(values, out)
-        return cv2.addWeighted(values, 1.0, values, 0.0, 0.0, dst=out, dtype=cv2.CV_8S)
 
     def geometry(self, image: np.ndarray) -> Letterbox:
         return letterbox_geometry((image.shape[1], image.shape[0]), self.net_size)
 
     def _prepare(self, box: Letterbox) -> None:
-        """The border, the resizer and the buffers only change with the geometry."""
+        """The border, the resizer and the window only change with the geometry."""
         (new_w, new_h), (x, y) = box.new_size, box.offset
-        self._canvas[:] = self._fill
-        self._resizer = _Resizer(box.image_size, box.new_size, 3)
-        self._quantized = np.empty((new_h, new_w, 3), self.dtype)
+        self._resizer = _Resizer(box.image_size, box.new_size, 1 / 255, self.dtype, self.quantization, self.threads)
+        self._canvas[:] = self._resizer.convert(np.float32(0.5))  # Darknet's grey border
         self._window = self._canvas[0, y:y + new_h, x:x + new_w]
         self._box = box
 
@@ -158,12 +166,7 @@ class Preprocessor:
         box = self.geometry(image_bgr)
         if box != self._box:
             self._prepare(box)
-        resized = self._resizer(image_bgr, self._table)
-        if self.quantized:
-            resized = self._round(resized, self._quantized)
-        # cvtColor knows no int8; swapping channels is the same on the bytes viewed as uint8.
-        as_bytes = np.uint8 if self.dtype.itemsize == 1 else self.dtype
-        cv2.cvtColor(resized.view(as_bytes), cv2.COLOR_BGR2RGB, dst=self._window.view(as_bytes))
+        self._resizer(image_bgr, self._window)
         return self._canvas, box
 
 

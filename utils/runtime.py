@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import importlib
 import platform
 import time
 from pathlib import Path
@@ -12,28 +11,11 @@ import numpy as np
 from . import tflite_model
 from .decode import HeadOutput
 from .errors import UserError
+from .interpreters import interpreter_api
 from .preprocess import Letterbox, Preprocessor
 from .yolo_meta import METADATA_NAME, YoloMeta
 
-RUNTIMES = ("litert", "tflite_runtime", "tensorflow")
-_MODULES = {"litert": "ai_edge_litert.interpreter", "tflite_runtime": "tflite_runtime.interpreter",
-            "tensorflow": "tensorflow.lite"}
-_PACKAGES = {"litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow-cpu"}
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
-
-
-def interpreter_api(runtime: str = "auto"):
-    """(Interpreter class, load_delegate, runtime name); "auto" prefers LiteRT."""
-    for name in (RUNTIMES if runtime == "auto" else (runtime,)):
-        try:
-            module = importlib.import_module(_MODULES[name])
-        except ImportError as error:
-            if runtime != "auto":
-                raise UserError(f"runtime {name} is not installed ({error}); pip install {_PACKAGES[name]}") from None
-            continue
-        load = getattr(module, "load_delegate", None) or module.experimental.load_delegate
-        return module.Interpreter, load, name
-    raise UserError("no TFLite runtime installed: pip install -r requirements-infer.txt")
 
 
 def edgetpu_delegate(load_delegate, device: str | None):
@@ -80,7 +62,10 @@ class Model:
         _, height, width, _ = detail["shape"]
         self.input_size = (int(width), int(height))
         scale, zero_point = detail["quantization"]
-        self.preprocess = Preprocessor(self.input_size, self.input_dtype, scale, zero_point)
+        try:
+            self.preprocess = Preprocessor(self.input_size, self.input_dtype, scale, zero_point, threads)
+        except ValueError as error:
+            raise UserError(f"model {self.path}: {error} (float32, or uint8/int8 with a scale, is supported)") from None
         self.outputs = {}
         for out in self.interpreter.get_output_details():
             shape = out["shape"]
