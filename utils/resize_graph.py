@@ -4,7 +4,8 @@ DEQUANTIZE (8-bit pixels → float32 ``pixel * pixel_scale``), RESIZE_BILINEAR w
 (Darknet's sample positions, in float32 as Darknet computes them) and, for a quantized model,
 QUANTIZE to the model's own input type, scale and zero point. XNNPACK runs the three ops with
 SIMD on the interpreter's threads, about twice as fast as the same arithmetic in OpenCV passes.
-Only the last output row and column differ from Darknet (see ``preprocess.darknet_edges``).
+Only the last output row and column can differ from Darknet's (``preprocess._Resizer`` says when
+and recomputes them).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _operator(code_index: int, inputs: list[int], outputs: list[int]) -> schema.
 
 def resize_graph(image_size: tuple[int, int], new_size: tuple[int, int], pixel_scale: float,
                  dtype=np.float32, quantization: tuple[float, int] = (0.0, 0)) -> bytes:
-    """The ``.tflite`` bytes: uint8 ``(1, H, W, C=3)`` image in, ``(1, new_h, new_w, 3)`` of ``dtype`` out.
+    """The ``.tflite`` bytes: uint8 ``(1, H, W, 3)`` image in, ``(1, new_h, new_w, 3)`` of ``dtype`` out.
 
     ``quantization`` is the output's (scale, zero point) when ``dtype`` is an 8-bit type.
     """
