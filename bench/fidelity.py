@@ -60,7 +60,7 @@ def main() -> int:
     args = parser.parse_args()
     import keras
 
-    import utils  # noqa: F401
+    import utils.keras_layers  # noqa: F401  (registers the custom layers)
     weights = fetch_weights(log=lambda message: None)
     paths = sample_paths()
     images = [read_image(p) for p in paths]

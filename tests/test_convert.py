@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def keras_heads(model_path: Path, x: np.ndarray) -> list[np.ndarray]:
     import keras
 
-    import utils  # noqa: F401  (registers the custom layers)
+    import utils.keras_layers  # noqa: F401  (registers the custom layers)
     model = keras.models.load_model(model_path, compile=False)
     outputs = model(x, training=False)
     return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]

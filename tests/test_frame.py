@@ -45,6 +45,17 @@ def test_inference_help_without_tensorflow(tmp_path):
     assert checker.returncode == 0, checker.stderr
 
 
+def test_inference_path_never_imports_tensorflow():
+    """Where TensorFlow is installed too, inference must not pay its start-up."""
+    code = ("import sys, numpy as np, inference\n"
+            "from utils import detector, draw, images, media, runtime\n"
+            "from utils.preprocess import Preprocessor\n"
+            "Preprocessor((416, 416), np.uint8, 1 / 255)(np.zeros((48, 64, 3), np.uint8))\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "False"], result.stderr
+
+
 def test_atomic_outputs_have_ordinary_permissions(tmp_path):
     import numpy as np
 

@@ -1,6 +1,6 @@
 """Custom Keras layers that lower to Edge TPU-friendly TFLite ops.
 
-Registered serializable, so ``keras.models.load_model`` finds them once ``utils`` is imported.
+Registered serializable, so ``keras.models.load_model`` finds them once this module is imported.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
+from . import keras_layers  # noqa: F401  (registers the custom layers for load_model)
 from . import tflite_model
 from .errors import UserError
 from .preprocess import Preprocessor
