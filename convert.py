@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from utils.errors import UserError, run_cli
+from utils.console import add_verbose, quiet_libraries
+from utils.errors import ArgumentParser, UserError, run_cli
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -30,7 +31,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("cfg", type=Path, help="Darknet .cfg file")
@@ -41,19 +42,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--leaky", choices=("keep", "relu", "prelu"), default="keep",
                         help="leaky ReLU handling: keep it (fast on CPU, not on the Edge TPU), "
                              "prelu (exact, Edge TPU-legal), relu (needs retraining) (default: %(default)s)")
+    add_verbose(parser)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    quiet_libraries(args.verbose)
     from utils.darknet_cfg import conv_layouts, parse_cfg
     from utils.darknet_weights import read_weights
-    from utils.files import require_file
+    from utils.files import check_output, check_writable, require_file
+    from utils.yolo_meta import sidecar_paths
 
     require_file(args.cfg, "cfg")
     require_file(args.weights, "weights")
-    if args.output.suffix not in (".h5", ".keras"):
+    if args.output.suffix.lower() not in (".h5", ".keras"):
         raise UserError(f"output {args.output}: the name must end in .h5 or .keras")
+    for output in (args.output, *sidecar_paths(args.output)):
+        check_output(output, [args.cfg, args.weights])
+    check_writable(args.output)
     sections = parse_cfg(args.cfg)
     net = sections[0]
     input_size = args.input_size or (net.int("width", 416), net.int("height", 416))

@@ -17,11 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-from utils.errors import UserError, run_cli
+from utils.console import add_verbose, quiet_libraries
+from utils.errors import ArgumentParser, UserError, graceful_interrupt, run_cli
+
+MAX_THREADS = 4 * (os.cpu_count() or 1)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", required=True, type=Path, help=".tflite model (or _edgetpu.tflite with --edge_tpu)")
@@ -36,21 +39,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runtime", choices=("auto", "litert", "tflite_runtime", "tensorflow"), default="auto",
                         help="TFLite runtime (default: LiteRT, falling back to tflite_runtime, then TensorFlow)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="CPU threads for the interpreter and the pre-processing (default: all %(default)s cores)")
+                        help=f"CPU threads for the interpreter and the pre-processing, 1 to {MAX_THREADS} "
+                             "(4 x the cores) (default: all %(default)s cores)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--cam", nargs="?", const=0, type=int, metavar="INDEX", help="camera index (default: 0)")
     source.add_argument("--image", nargs="+", metavar="PATH", help="image files or directories")
     source.add_argument("--video", type=Path, help="video file")
-    parser.add_argument("--output", type=Path, help="save annotated results: an image file or directory, or a video file")
+    parser.add_argument("--output", type=Path, help="save annotated results: an image file, a directory (the "
+                        "source tree mirrored under it), or a video file; never one of the sources")
     parser.add_argument("--json", action="store_true", help="one JSON object per image/frame on stdout")
     parser.add_argument("--no-display", action="store_true", help="never open a window")
+    add_verbose(parser)
+    parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (each named on stderr, the "
+                      "others processed); 2 bad input, nothing done; 130 interrupted (outputs completed).")
     args = parser.parse_args()
     if not 0 < args.threshold < 1:
         parser.error("-t must be between 0 and 1")
     if not 0 < args.iou <= 1:
         parser.error("--iou must be in (0, 1]")
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
+    if not 1 <= args.threads <= MAX_THREADS:
+        parser.error(f"--threads must be between 1 and {MAX_THREADS}")
     return args
 
 
@@ -72,74 +80,112 @@ def load(args: argparse.Namespace):
 
 
 def record(frame, detections, timing, names) -> dict:
+    ms = {"pre": round(timing.pre, 3), "invoke": round(timing.invoke, 3), "post": round(timing.post, 3)}
+    if timing.setup:
+        ms["setup"] = round(timing.setup, 3)
     return {"source": frame.source, "frame": frame.index,
             "detections": [{"class_id": int(c), "label": names[c], "score": round(float(s), 4),
                             "box": [round(float(v), 1) for v in b]}
                            for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids)],
-            "ms": {"pre": round(timing.pre, 3), "invoke": round(timing.invoke, 3), "post": round(timing.post, 3)}}
+            "ms": ms}
 
 
-def main() -> None:
+def main() -> int:
     args = parse_args()
+    quiet_libraries(args.verbose)
     from utils import media
-    from utils.images import find_images
     from utils.draw import draw_detections, draw_fps
+    from utils.images import find_image_entries
 
     log = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    # Every input is checked and every output planned before anything is loaded or written.
+    sink, outputs, unreadable = None, [], []
     if args.image:
-        paths = find_images(args.image)
-        frames, sink, stream = media.image_frames(paths), None, False
+        entries = find_image_entries(args.image)
+        paths = [path for path, _ in entries]
+        outputs = media.plan_image_outputs(entries, args.output) if args.output else []
+        stream = False
     else:
-        target = str(args.video) if args.video else args.cam
         if args.video and not args.video.is_file():
             raise UserError(f"video {args.video}: no such file")
+        stream = True
+        if args.output:
+            sink = media.VideoSink(args.output, 30.0, [args.video] if args.video else [])
+    detector, names = load(args)
+    if stream:
+        target = str(args.video) if args.video else args.cam
         capture = media.open_capture(target, "video" if args.video else "camera")
         fps_in, frame_count = media.video_properties(capture)
-        frames, stream = media.capture_frames(capture, str(target)), True
-        sink = media.VideoSink(args.output, fps_in) if args.output else None
-    detector, names = load(args)
+        frames = media.capture_frames(capture, str(target))
+        if sink:
+            sink.fps = fps_in
+    else:
+        frames = media.image_frames(paths, unreadable)
+        destination = dict(zip(map(str, paths), outputs))
     display = not args.no_display and media.display_available()
 
-    totals, count, started = [0.0, 0.0, 0.0], 0, time.perf_counter()
+    totals, setup, count, started = [0.0, 0.0, 0.0], 0.0, 0, time.perf_counter()
+    keep_video = False  # an error discards the video; the end of the stream or Ctrl-C completes it
     try:
-        for frame in frames:
-            detections, timing = detector(frame.image)
-            count += 1
-            totals = [totals[0] + timing.pre, totals[1] + timing.invoke, totals[2] + timing.post]
-            if args.json:
-                print(json.dumps(record(frame, detections, timing, names)), flush=True)
-            elif not stream:
-                found = ", ".join(f"{names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]"
-                                  for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids))
-                print(f"{frame.source}: {found or 'nothing found'}  ({timing.total:.1f} ms)")
-            if not (sink or display or (args.output and not stream)):
-                continue
-            annotated = draw_detections(frame.image, detections, names)
-            if stream:
-                draw_fps(annotated, count / (time.perf_counter() - started))
-            if sink:
-                sink.write(annotated)
-            elif args.output:
-                out = media.image_output_path(args.output, frame.source, len(paths) > 1)
-                media.write_image(out, annotated)
-                log(f"wrote {out}")
-            if display and not media.show(annotated):
-                break
-            if stream and not args.json and count % 100 == 0:
-                log(f"{count}{f'/{frame_count}' if args.video and frame_count else ''} frames")
+        with graceful_interrupt() as interrupted:
+            for frame in frames:
+                detections, timing = detector(frame.image)
+                count += 1
+                totals = [totals[0] + timing.pre, totals[1] + timing.invoke, totals[2] + timing.post]
+                setup += timing.setup
+                if args.json:
+                    print(json.dumps(record(frame, detections, timing, names)), flush=True)
+                elif not stream:
+                    found = ", ".join(f"{names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]"
+                                      for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids))
+                    print(f"{frame.source}: {found or 'nothing found'}  ({timing.total:.1f} ms)")
+                if sink or display or outputs:
+                    annotated = draw_detections(frame.image, detections, names)
+                    if stream:
+                        draw_fps(annotated, count / (time.perf_counter() - started))
+                    if sink:
+                        sink.write(annotated)
+                    elif outputs:
+                        media.write_image(destination[frame.source], annotated)
+                        log(f"wrote {destination[frame.source]}")
+                    if display and not media.show(annotated):
+                        break
+                if stream and not args.json and count % 100 == 0:
+                    log(f"{count}{f'/{frame_count}' if args.video and frame_count else ''} frames")
+                if interrupted.is_set():
+                    break
+        keep_video = True
     except KeyboardInterrupt:
-        log("interrupted: finishing the output")
+        keep_video = True
+        raise
     finally:
         if sink:
-            sink.close()
+            sink.close(keep_video)
+            if keep_video and sink.frames:
+                print(f"wrote {args.output} ({sink.frames} frames)", file=sys.stderr if args.json else sys.stdout)
+    if interrupted.is_set():
+        print(f"interrupted after {count} {'frames' if stream else 'images'}; the output is complete up to there",
+              file=sys.stderr)
+        raise KeyboardInterrupt
     elapsed = time.perf_counter() - started
     if count:
         pre, invoke, post = (t / count for t in totals)
+        once = f"; set-up, not counted: first invoke {detector.model.warmup_ms:.1f} ms" + (
+            f", resize graphs {setup:.1f} ms" if setup else "")
         log(f"{count} {'frames' if stream else 'images'}: pre {pre:.2f} ms, invoke {invoke:.2f} ms, "
-            f"post {post:.2f} ms per frame; {count / elapsed:.1f} FPS overall ({detector.model.runtime}"
+            f"post {post:.2f} ms per frame{once}; {count / elapsed:.1f} FPS overall ({detector.model.runtime}"
             f"{', Edge TPU' if args.edge_tpu else ''})")
-    if sink and sink.frames:
-        log(f"wrote {args.output} ({sink.frames} frames)")
+    if args.image:
+        summary = f"{len(paths)} images, {len(unreadable)} unreadable"
+        if not count:
+            raise UserError(f"image {paths[0]}: cannot be read as an image" if len(paths) == 1
+                            else f"images: none of the {len(paths)} images could be read")
+        if unreadable:
+            print(f"{summary} (exit status 1)", file=sys.stderr)
+            return 1
+        if len(paths) > 1:
+            log(summary)
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,14 +10,22 @@ then prints an Edge TPU compatibility report and the quantization error per head
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import sys
 import time
 from pathlib import Path
 
-from utils.errors import UserError, run_cli
+from utils.console import add_verbose, quiet_libraries
+from utils.errors import ArgumentParser, UserError, run_cli
 
 REPO_SAMPLES = Path(__file__).resolve().parent / "model_data" / "samples"
+
+
+# The head range must give an 8-bit step the kernels can requantize to: a width under 0.1 (a step
+# under 0.0004) makes requantization multipliers that XNNPACK rejects and other kernels overflow,
+# and logits beyond +-1000 mean nothing (sigmoid saturates at +-17).
+RANGE_LIMITS = (0.1, 1000.0)
 
 
 def parse_range(text: str) -> tuple[float, float]:
@@ -25,13 +33,17 @@ def parse_range(text: str) -> tuple[float, float]:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not LOW,HIGH") from None
-    if not low < 0 < high:
-        raise argparse.ArgumentTypeError(f"'{text}': need LOW < 0 < HIGH")
+    if not (math.isfinite(low) and math.isfinite(high)) or not low < 0 < high:
+        raise argparse.ArgumentTypeError(f"'{text}': need finite LOW < 0 < HIGH")
+    min_width, max_value = RANGE_LIMITS
+    if high - low < min_width or max(-low, high) > max_value:
+        raise argparse.ArgumentTypeError(f"'{text}': need HIGH - LOW >= {min_width:g} and both within "
+                                         f"+-{max_value:g} (an 8-bit step the kernels can represent)")
     return low, high
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("model", type=Path, help="Keras model from convert.py (.h5 or .keras)")
@@ -50,28 +62,38 @@ def parse_args() -> argparse.Namespace:
     # Logits below -6 never make a detection (sigmoid(-6) = 0.0025) and above 10 saturate the
     # sigmoid; calibrated ranges like [-24, 6.5] spend half of the 8 bits on them.
     parser.add_argument("--output-range", type=parse_range, default=(-6.0, 10.0), metavar="LOW,HIGH",
-                        help="fixed logit range of the quantized heads (default: -6,10)")
+                        help="fixed logit range of the quantized heads: finite, LOW < 0 < HIGH, HIGH - LOW >= "
+                             f"{RANGE_LIMITS[0]:g}, within +-{RANGE_LIMITS[1]:g} (default: -6,10)")
     parser.add_argument("--no-fixed-range", action="store_true",
                         help="keep the calibrated head ranges instead of --output-range")
     parser.add_argument("--anchors", type=Path, help="anchors file, for a model without its _yolo.json sidecar")
     parser.add_argument("--eval-images", nargs="+", metavar="DIR|GLOB|FILE",
                         help="images for the quantization-error report (default: up to 8 calibration images)")
     parser.add_argument("--strict", action="store_true", help="exit 1 unless every op maps to the Edge TPU")
+    add_verbose(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
+    quiet_libraries(args.verbose)
     if args.num_samples < 1:
         raise UserError("--num-samples must be at least 1")
-    from utils.files import require_file
+    from utils.files import check_output, check_writable, require_file
     from utils.images import evenly_spread, find_images, read_image
+    from utils.yolo_meta import sidecar_paths
 
     require_file(args.model, "model")
-    if not args.output.parent.is_dir():
-        raise UserError(f"output {args.output}: directory {args.output.parent} does not exist")
+    check_output(args.output, [args.model, sidecar_paths(args.model)[0], *([args.anchors] if args.anchors else [])])
+    if args.output.suffix.lower() != ".tflite":
+        raise UserError(f"output {args.output}: the name must end in .tflite")
     dataset = find_images(args.dataset or [str(REPO_SAMPLES)], "dataset")
     eval_images = find_images(args.eval_images, "eval images") if args.eval_images else evenly_spread(dataset, 8)
+    check_output(args.output, [*dataset, *eval_images])
+    check_writable(args.output)
+    where = (f"{REPO_SAMPLES} (no --dataset)" if not args.dataset else ", ".join(args.dataset)
+             if len(args.dataset) <= 3 else f"{len(args.dataset)} paths")
+    print(f"dataset: {len(dataset)} images found in {where}")
 
     from tqdm import tqdm
 
@@ -92,6 +114,12 @@ def main() -> int:
     finally:
         if not args.float and samples.used == 0:
             raise UserError(f"dataset: none of the {len(dataset)} images could be decoded")
+    tiny = samples.tiny_images(meta.input_size)
+    if tiny and not args.float:
+        print(f"warning: dataset: {len(tiny)} of the {len(samples.sizes)} calibration images are under a quarter "
+              f"of the network input {meta.input_size[0]}x{meta.input_size[1]} on both sides (e.g. {tiny[0]}); "
+              "ranges calibrated on them fit blurs, not your camera: is --dataset the right directory?",
+              file=sys.stderr)
     output_range = None if (args.float or args.no_fixed_range) else args.output_range
     meta.output_range = output_range
     quantize.finish(tflite, meta, args.output, output_range)
@@ -100,17 +128,19 @@ def main() -> int:
     print(f"wrote {args.output} ({kind}; {args.output.stat().st_size / 2**20:.2f} MiB) in {seconds:.1f} s"
           + ("" if args.float else f", calibrated on {samples.describe()}")
           + (f", head range fixed to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""))
+    if args.float:
+        print("This float model is a reference for the CPU, not for the Edge TPU (which runs int8 models only).")
+        return 0
     report = edgetpu_check.check(args.output)
     print(report.format())
-    if not args.float:
-        images = [image for image in (read_image(p) for p in eval_images) if image is not None]
-        clipped = f", reference clipped to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""
-        print(f"Quantization error on {len(images)} images (dequantized int8 heads vs the float Keras model{clipped}):")
-        for grid, mean, peak in quantize.head_errors(model, args.output, images, meta.input_size, output_range):
-            print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
-        int8 = fidelity.tflite_detector(args.output)
-        print(fidelity.compare(lambda image: fidelity.keras_detect(model, meta, image),
-                               lambda image: int8(image)[0], images).format())
+    images = [image for image in (read_image(p) for p in eval_images) if image is not None]
+    clipped = f", reference clipped to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""
+    print(f"Quantization error on {len(images)} images (dequantized int8 heads vs the float Keras model{clipped}):")
+    for grid, mean, peak in quantize.head_errors(model, args.output, images, meta.input_size, output_range):
+        print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
+    int8 = fidelity.tflite_detector(args.output)
+    print(fidelity.compare(lambda image: fidelity.keras_detect(model, meta, image),
+                           lambda image: int8(image)[0], images).format())
     print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 1 if args.strict and not report.all_mapped else 0
 

@@ -48,6 +48,7 @@ def augmented(image: np.ndarray, variant: int) -> np.ndarray:
 class Calibration:
     samples: list[Sample]
     skipped: list[Path] = field(default_factory=list)
+    sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)  # (width, height) of each image read
 
     @property
     def used(self) -> int:
@@ -57,7 +58,14 @@ class Calibration:
         originals = len({s.path for s in self.samples if s.path not in self.skipped})
         variants = sum(s.variant > 0 and s.path not in self.skipped for s in self.samples)
         extra = f" + {variants} crops/flips of them" if variants else ""
-        return f"{originals} images{extra} ({len(set(self.skipped))} unreadable, skipped)"
+        areas = sorted(self.sizes.values(), key=lambda size: size[0] * size[1])
+        sizes = (f", {areas[0][0]}x{areas[0][1]} to {areas[-1][0]}x{areas[-1][1]} pixels" if areas else "")
+        return f"{originals} images{extra}{sizes} ({len(set(self.skipped))} unreadable, skipped)"
+
+    def tiny_images(self, net_size: tuple[int, int]) -> list[Path]:
+        """Images less than a quarter of the network input on both sides: upscaled over 4x, they
+        calibrate ranges for blurs, not for the camera the model will see."""
+        return [path for path, (w, h) in self.sizes.items() if w * 4 < net_size[0] and h * 4 < net_size[1]]
 
     def dataset(self, net_size: tuple[int, int], progress: Callable[[list], Iterator]) -> Callable[[], Iterator]:
         """A representative dataset for the TFLite converter."""
@@ -72,6 +80,7 @@ class Calibration:
                     self.skipped.append(sample.path)
                     print(f"warning: calibration image {sample.path}: cannot be decoded, skipped", file=sys.stderr)
                     continue
+                self.sizes[sample.path] = (image.shape[1], image.shape[0])
                 tensor, _ = preprocess(augmented(image, sample.variant))
                 yield [tensor.copy()]
         return generate

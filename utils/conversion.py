@@ -8,7 +8,7 @@ import keras
 
 from .darknet_cfg import Section
 from .darknet_weights import ConvWeights
-from .files import atomic_output, write_text_atomic
+from .files import atomic_outputs
 from .keras_model import build_model
 from .yolo_meta import YoloMeta, format_anchors, sidecar_paths
 
@@ -39,12 +39,13 @@ class ConversionReport:
 
 
 def save_model(model: keras.Model, meta: YoloMeta, output: Path) -> tuple[Path, Path]:
-    """Write the model and its two sidecars, each atomically."""
+    """Write the model and its two sidecars as one result: all three are renamed into place
+    only once all three are written."""
     meta_path, anchors_path = sidecar_paths(output)
-    with atomic_output(output) as tmp:
-        model.save(tmp)
-    write_text_atomic(meta_path, meta.to_json())
-    write_text_atomic(anchors_path, format_anchors(meta.anchors))
+    with atomic_outputs([output, meta_path, anchors_path]) as (tmp_model, tmp_meta, tmp_anchors):
+        model.save(tmp_model)
+        tmp_meta.write_text(meta.to_json())
+        tmp_anchors.write_text(format_anchors(meta.anchors))
     return meta_path, anchors_path
 
 

@@ -5,9 +5,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .files import read_text
 
 SECTION_KINDS = ("net", "convolutional", "maxpool", "route", "shortcut", "upsample", "yolo")
 ACTIVATIONS = ("leaky", "relu", "linear", "logistic", "mish")
+# The smallest legal value of each integer option, per section kind: below it Darknet itself
+# would crash or build an empty layer, and the weights would be blamed for the cfg's mistake.
+MINIMUM = {
+    "net": {"width": 1, "height": 1, "channels": 1},
+    "convolutional": {"filters": 1, "size": 1, "stride": 1, "groups": 1, "pad": 0, "padding": 0,
+                      "batch_normalize": 0, "dilation": 1},
+    "maxpool": {"size": 1, "stride": 1, "padding": 0},
+    "route": {"groups": 1, "group_id": 0},
+    "upsample": {"stride": 1},
+    "yolo": {"classes": 1, "num": 1},
+}
 
 
 @dataclass
@@ -58,12 +70,7 @@ class Section:
 
 def parse_cfg(path: str | Path) -> list[Section]:
     """Read a cfg file into sections; the first must be ``[net]``."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cfg {path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
-    return parse_cfg_text(text, source=f"cfg {path}")
+    return parse_cfg_text(read_text(path, "cfg"), source=f"cfg {path}")
 
 
 def parse_cfg_text(text: str, source: str = "cfg") -> list[Section]:
@@ -100,6 +107,13 @@ def parse_cfg_text(text: str, source: str = "cfg") -> list[Section]:
             raise UserError(f"{section.where()} appears twice")
         if section.kind in ("convolutional", "shortcut"):
             section.choice("activation", "linear" if section.kind == "shortcut" else "logistic", ACTIVATIONS)
+    for section in sections:
+        for key, minimum in MINIMUM.get(section.kind, {}).items():
+            if key in section.options and section.int(key) < minimum:
+                raise UserError(f"{section.where(key)} option '{key}={section.options[key]}' "
+                                f"must be at least {minimum}")
+        if section.kind == "yolo" and any(v <= 0 for v in section.floats("anchors", [])):
+            raise UserError(f"{section.where('anchors')} anchors must all be positive")
     return sections
 
 
@@ -152,6 +166,14 @@ def conv_layouts(sections: list[Section]) -> list[ConvLayout]:
     """The weights layout of every ``[convolutional]`` section, in file order."""
     channels = layer_channels(sections)
     inputs = [sections[0].int("channels", 3)] + channels[:-1]
-    return [ConvLayout(index, s.line, s.int("filters"), inputs[index], s.int("size", 1),
-                       s.int("groups", 1), bool(s.int("batch_normalize", 0)))
-            for index, s in enumerate(sections[1:]) if s.kind == "convolutional"]
+    layouts = []
+    for index, section in enumerate(sections[1:]):
+        if section.kind != "convolutional":
+            continue
+        filters, groups = section.int("filters"), section.int("groups", 1)
+        if inputs[index] % groups or filters % groups:
+            raise UserError(f"{section.where('groups')} option 'groups={groups}' does not divide its "
+                            f"{inputs[index]} input channels and {filters} filters")
+        layouts.append(ConvLayout(index, section.line, filters, inputs[index], section.int("size", 1),
+                                  groups, bool(section.int("batch_normalize", 0))))
+    return layouts

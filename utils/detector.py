@@ -10,18 +10,14 @@ import numpy as np
 
 from .decode import Detections, clip_boxes, decode
 from .errors import UserError
-from .files import require_file
+from .files import read_text
 from .nms import nms
 from .runtime import Model
 from .yolo_meta import YoloMeta, load_meta_file, meta_from_anchors
 
 
 def read_class_names(path: str | Path) -> list[str]:
-    path = require_file(path, "classes")
-    try:
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except UnicodeDecodeError:
-        raise UserError(f"classes {path}: not a text file") from None
+    names = [line.strip() for line in read_text(path, "classes").splitlines() if line.strip()]
     if not names:
         raise UserError(f"classes {path}: no class names in it")
     return names
@@ -32,6 +28,8 @@ def resolve_meta(model: Model, anchors: str | Path | None) -> YoloMeta:
     grids = list(model.outputs)
     if model.meta is not None:
         meta = model.meta
+        if anchors is not None:
+            print(f"warning: --anchors {anchors} ignored: model {model.path} carries its own metadata", file=sys.stderr)
     elif anchors is None:
         raise UserError(f"model {model.path} has no YOLO metadata: pass --anchors")
     elif str(anchors).endswith(".json"):
@@ -55,9 +53,12 @@ def check_classes(meta: YoloMeta, names: list[str], source: str | Path) -> None:
 
 @dataclass
 class Timing:
+    """Milliseconds of one frame; ``setup`` is the one-off cost of a new image size, not in ``total``."""
+
     pre: float
     invoke: float
     post: float
+    setup: float = 0.0
 
     @property
     def total(self) -> float:
@@ -80,7 +81,7 @@ class Detector:
         return clip_boxes(detections, box.image_size)
 
     def __call__(self, image_bgr: np.ndarray) -> tuple[Detections, Timing]:
-        outputs, box, pre, invoke = self.model.timed_run(image_bgr)
+        outputs, box, pre, invoke, setup = self.model.timed_run(image_bgr)
         start = time.perf_counter()
         detections = self.postprocess(outputs, box)
-        return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3)
+        return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup)

@@ -18,7 +18,7 @@ from pathlib import Path
 from ai_edge_litert import schema_py_generated as schema
 
 from . import tflite_model
-from .errors import run_cli
+from .errors import ArgumentParser, run_cli
 
 SUPPORTED_OPS = {
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
@@ -85,8 +85,8 @@ class Report:
         if first:
             lines.append(f"First unmappable operation: {first.name} ({first.status}); "
                          "everything after it runs on the CPU.")
-        cache = ("fits the ~8 MiB on-chip cache" if self.parameter_bytes <= ON_CHIP_BYTES
-                 else f"{mib - 8:.1f} MiB more than the ~8 MiB on-chip cache: streamed over USB every inference")
+        cache = (f"fits the ~8 MiB on-chip cache, {8 - mib:.2f} MiB to spare" if self.parameter_bytes <= ON_CHIP_BYTES
+                 else f"{mib - 8:.2f} MiB more than the ~8 MiB on-chip cache: streamed over USB every inference")
         lines.append(f"Parameters: {mib:.2f} MiB ({cache})")
         return "\n".join(lines)
 
@@ -165,7 +165,7 @@ def check(path: str | Path) -> Report:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help=".tflite model (plain or _edgetpu.tflite)")
     parser.add_argument("--strict", action="store_true", help="exit 1 unless every op maps")
     args = parser.parse_args()

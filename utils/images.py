@@ -12,27 +12,34 @@ from .errors import UserError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
-def find_images(sources: list[str], what: str = "image") -> list[Path]:
-    """Image files named by ``sources`` (files, directories searched recursively, or globs), sorted."""
-    found: list[Path] = []
+def find_image_entries(sources: list[str], what: str = "image") -> list[tuple[Path, Path]]:
+    """(image file, its name relative to the source that named it) for each image in ``sources``
+    (files, directories searched recursively, or globs), in order. The relative name keeps a
+    directory's sub-tree, so ``in/a/x.jpg`` and ``in/b/x.jpg`` stay apart."""
+    found: list[tuple[Path, Path]] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
             matches = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not matches:
                 raise UserError(f"{what} directory {path}: no images in it")
-            found += matches
+            found += [(p, p.relative_to(path)) for p in matches]
         elif path.is_file():
-            found.append(path)
+            found.append((path, Path(path.name)))
         elif any(ch in source for ch in "*?["):
             matches = sorted(Path(p) for p in glob.glob(source, recursive=True)
-                             if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+                             if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
             if not matches:
                 raise UserError(f"{what} pattern {source}: matches no images")
-            found += matches
+            found += [(p, Path(p.name)) for p in matches]
         else:
             raise UserError(f"{what} {path}: no such file or directory")
     return found
+
+
+def find_images(sources: list[str], what: str = "image") -> list[Path]:
+    """Image files named by ``sources`` (files, directories searched recursively, or globs)."""
+    return [path for path, _ in find_image_entries(sources, what)]
 
 
 def read_image(path: Path) -> np.ndarray | None:

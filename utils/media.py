@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import queue
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,8 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .files import atomic_output, temporary_beside
-from .images import read_image
+from .files import PendingOutputs, atomic_output, check_output, check_writable
+from .images import IMAGE_SUFFIXES, read_image
 
 
 @dataclass
@@ -24,11 +25,15 @@ class Frame:
     image: np.ndarray
 
 
-def image_frames(paths: list[Path]) -> Iterator[Frame]:
+def image_frames(paths: list[Path], unreadable: list[Path]) -> Iterator[Frame]:
+    """A frame per readable image; each unreadable one is reported on stderr, added to
+    ``unreadable`` and skipped, so one bad file never stops a directory."""
     for path in paths:
         image = read_image(path)
         if image is None:
-            raise UserError(f"image {path}: cannot be read as an image")
+            print(f"warning: image {path}: cannot be read as an image, skipped", file=sys.stderr)
+            unreadable.append(path)
+            continue
         yield Frame(str(path), 0, image)
 
 
@@ -83,49 +88,87 @@ def video_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
 
 
 class VideoSink:
-    """An annotated video, written to a temporary file and renamed when closed."""
+    """An annotated video, written to a temporary file and renamed when closed.
+
+    Nothing is created before the first frame, so a run that fails earlier leaves nothing behind.
+    """
 
     CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 
-    def __init__(self, path: Path, fps: float):
+    def __init__(self, path: Path, fps: float, inputs: list[Path] = ()):
         if path.suffix.lower() not in self.CODECS:
             raise UserError(f"output {path}: use a .mp4, .avi, .mkv or .mov name for a video")
-        self.path, self.fps = path, fps
-        self.tmp = temporary_beside(path)
+        self.path, self.fps = check_output(path, inputs), fps
+        check_writable(path)
+        self.pending: PendingOutputs | None = None
         self.writer: cv2.VideoWriter | None = None
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
         if self.writer is None:
+            self.pending = PendingOutputs([self.path])
             fourcc = cv2.VideoWriter_fourcc(*self.CODECS[self.path.suffix.lower()])
-            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (image.shape[1], image.shape[0]))
+            self.writer = cv2.VideoWriter(str(self.pending.temporaries[0]), fourcc, self.fps,
+                                          (image.shape[1], image.shape[0]))
             if not self.writer.isOpened():
                 raise UserError(f"output {self.path}: OpenCV cannot write this video format")
         self.writer.write(image)
         self.frames += 1
 
-    def close(self) -> None:
-        """Finish the file (also after Ctrl-C); nothing is left behind when no frame was written."""
+    def close(self, keep: bool = True) -> None:
+        """Finish the file and rename it into place, or with ``keep=False`` (an error) drop it;
+        nothing is left behind when no frame was written."""
         if self.writer is not None:
             self.writer.release()
-        if self.frames:
-            os.replace(self.tmp, self.path)
-        self.tmp.unlink(missing_ok=True)
+        if self.pending is None:
+            return
+        if keep and self.frames:
+            self.pending.commit(self._verify)
+        else:
+            self.pending.discard()
+
+    def _verify(self, temporaries: list[Path]) -> None:
+        """OpenCV's writer ignores write errors (a full disk): count the frames it really wrote."""
+        capture = cv2.VideoCapture(str(temporaries[0]))
+        written = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        capture.release()
+        if written != self.frames:
+            free = os.statvfs(temporaries[0].parent)
+            cause = "No space left on device" if free.f_bavail * free.f_frsize < 1 << 20 else "write error"
+            raise UserError(f"output {self.path}: cannot write ({cause}: {written} of {self.frames} frames "
+                            "readable); nothing was replaced")
 
 
-def image_output_path(output: Path, source: str, several: bool) -> Path:
-    """Where an annotated image goes: ``output`` itself, or ``output/<name>`` for several images."""
-    if several or output.is_dir() or not output.suffix:
-        output.mkdir(parents=True, exist_ok=True)
-        return output / Path(source).name
-    if not output.parent.is_dir():
-        raise UserError(f"output {output}: directory {output.parent} does not exist")
-    return output
+def check_image_suffix(path: Path) -> None:
+    """Refuse, up front, an image output whose type OpenCV cannot encode."""
+    if not path.suffix or not cv2.haveImageWriter(f"x{path.suffix.lower()}"):
+        raise UserError(f"output {path}: OpenCV cannot write images of type '{path.suffix}'; "
+                        "use .jpg, .png, .bmp, .webp or .tif")
+
+
+def plan_image_outputs(entries: list[tuple[Path, Path]], output: Path) -> list[Path]:
+    """Where each annotated image goes, checked before any work: ``output`` itself for one image
+    named like a file, else ``output/<the image's path relative to its source>`` (the source tree
+    mirrored). Refuses an output that would replace a source, or two sources sharing one output."""
+    single = len(entries) == 1 and output.suffix and not output.is_dir()
+    if len(entries) > 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        raise UserError(f"output {output}: {len(entries)} images need a directory, not an image name")
+    planned = [output] if single else [output / relative for _, relative in entries]
+    sources = [path for path, _ in entries]
+    seen: dict[Path, Path] = {}
+    for (source, _), dest in zip(entries, planned):
+        check_image_suffix(dest)
+        check_output(dest, sources)
+        if dest in seen:
+            raise UserError(f"output {dest}: both {seen[dest]} and {source} would be written there; "
+                            "give the images from one directory, or distinct names")
+        seen[dest] = source
+    return planned
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode by the file's suffix and write atomically."""
-    ok, encoded = cv2.imencode(path.suffix or ".jpg", image)
+    """Encode by the file's suffix and write atomically (directories made as needed)."""
+    ok, encoded = cv2.imencode(path.suffix.lower() or ".jpg", image)
     if not ok:
         raise UserError(f"output {path}: cannot encode an image of this type")
     with atomic_output(path) as tmp:

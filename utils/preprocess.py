@@ -11,6 +11,7 @@ column, where Darknet has quirks of its own; those two lines are recomputed here
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -149,6 +150,7 @@ class Preprocessor:
         net_w, net_h = self.net_size
         self._canvas = np.empty((1, net_h, net_w, 3), self.dtype)
         self._box: Letterbox | None = None
+        self.setup_ms = 0.0  # of the last call: building (and warming) the resizer for a new image size
 
     def geometry(self, image: np.ndarray) -> Letterbox:
         return letterbox_geometry((image.shape[1], image.shape[0]), self.net_size)
@@ -157,6 +159,7 @@ class Preprocessor:
         """The border, the resizer and the window only change with the geometry."""
         (new_w, new_h), (x, y) = box.new_size, box.offset
         self._resizer = _Resizer(box.image_size, box.new_size, 1 / 255, self.dtype, self.quantization, self.threads)
+        self._resizer(np.zeros((*box.image_size[::-1], 3), np.uint8), self._canvas[0, :new_h, :new_w])  # first run
         self._canvas[:] = self._resizer.convert(np.float32(0.5))  # Darknet's grey border
         self._window = self._canvas[0, y:y + new_h, x:x + new_w]
         self._box = box
@@ -164,8 +167,11 @@ class Preprocessor:
     def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """The input tensor (a buffer reused across calls) and the letterbox geometry."""
         box = self.geometry(image_bgr)
+        self.setup_ms = 0.0
         if box != self._box:
+            start = time.perf_counter()
             self._prepare(box)
+            self.setup_ms = (time.perf_counter() - start) * 1e3
         self._resizer(image_bgr, self._window)
         return self._canvas, box
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -21,8 +23,15 @@ IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
 
 
 def load_keras_model(path: Path) -> keras.Model:
+    """The Keras model at ``path`` (``.h5`` or ``.keras``, in any letter case)."""
+    suffix = path.suffix.lower()
     try:
-        return keras.models.load_model(path, compile=False)
+        if suffix == path.suffix:
+            return keras.models.load_model(path, compile=False)
+        with tempfile.TemporaryDirectory() as directory:  # Keras picks the format by a lower-case name
+            alias = Path(directory) / f"model{suffix}"
+            os.symlink(path.resolve(), alias)
+            return keras.models.load_model(alias, compile=False)
     except Exception as error:  # Keras raises many types for a foreign file
         first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
         raise UserError(f"model {path}: not a Keras model this toolkit can read ({first})") from None
@@ -105,7 +114,7 @@ def finish(tflite: bytes, meta: YoloMeta, output: Path, output_range: tuple[floa
     if output_range:
         fix_output_ranges(model, output_range)
     tflite_model.set_metadata(model, METADATA_NAME, meta.to_json().encode())
-    tflite_model.save(model, output)
+    tflite_model.save(model, output, check=True)
 
 
 def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.ndarray],

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .files import require_file
+from .files import read_text
 
 METADATA_NAME = "tinyyolo_edgetpu.yolo"
 
@@ -46,11 +46,37 @@ class YoloMeta:
             heads = [Head(list(h["mask"]), tuple(h["grid"]), float(h.get("scale_x_y", 1.0)))
                      for h in data["heads"]]
             rng = data.get("output_range")
-            return cls(tuple(data["input_size"]), int(data["classes"]),
+            meta = cls(tuple(data["input_size"]), int(data["classes"]),
                        [tuple(a) for a in data["anchors"]], heads, data.get("leaky", "keep"),
                        tuple(rng) if rng else None, data.get("extras", {}))
-        except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{source}: not valid YOLO metadata ({error})") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise UserError(f"{source}: not valid YOLO metadata ({type(error).__name__}: {error})") from None
+        problem = meta.problem()
+        if problem:
+            raise UserError(f"{source}: not valid YOLO metadata ({problem})")
+        return meta
+
+    def problem(self) -> str | None:
+        """What makes this metadata unusable for decoding, or None."""
+        def positive_pair(value) -> bool:
+            return len(value) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in value)
+        if not positive_pair(self.input_size):
+            return f"input_size {list(self.input_size)} is not two positive numbers"
+        if self.classes < 1:
+            return f"classes {self.classes} is not positive"
+        if not self.anchors or not all(positive_pair(a) for a in self.anchors):
+            return "anchors must be a non-empty list of positive (w, h) pairs"
+        if not self.heads:
+            return "no heads"
+        for head in self.heads:
+            if not head.mask or not all(isinstance(m, int) and 0 <= m < len(self.anchors) for m in head.mask):
+                return f"mask {head.mask} does not fit {len(self.anchors)} anchors"
+            if not positive_pair(head.grid) or not all(isinstance(g, int) for g in head.grid):
+                return f"grid {list(head.grid)} is not two positive integers"
+        if self.output_range is not None and not (len(self.output_range) == 2
+                                                  and self.output_range[0] < 0 < self.output_range[1]):
+            return f"output_range {list(self.output_range)} is not LOW < 0 < HIGH"
+        return None
 
     def channels_per_head(self) -> list[int]:
         return [len(h.mask) * (5 + self.classes) for h in self.heads]
@@ -70,11 +96,7 @@ def format_anchors(anchors: list[tuple[float, float]]) -> str:
 
 def read_anchors(path: str | Path) -> list[tuple[float, float]]:
     """Anchors from a classic file (``w,h, w,h`` on one or several lines)."""
-    path = require_file(path, "anchors")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        raise UserError(f"anchors {path}: not a text file") from None
+    text = read_text(path, "anchors")
     tokens = [t for t in re.split(r"[\s,]+", text.strip()) if t]
     try:
         values = [float(t) for t in tokens]
@@ -117,5 +139,4 @@ def meta_from_anchors(path: str | Path, input_size: tuple[int, int], grids: list
 
 
 def load_meta_file(path: str | Path) -> YoloMeta:
-    path = require_file(path, "metadata")
-    return YoloMeta.from_json(path.read_text(), source=f"metadata {path}")
+    return YoloMeta.from_json(read_text(path, "metadata"), source=f"metadata {path}")

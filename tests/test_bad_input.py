@@ -1,0 +1,704 @@
+"""Bad and awkward input, every script: one error line, the right exit status, nothing of the user's
+changed and nothing left behind.
+
+Each case builds its inputs in an empty directory (copies of models and photos included), runs one
+command there, and compares a checksum listing of that directory before and after: a refused
+command must leave it byte for byte as it was; a command that succeeds may only add the outputs
+the case names. ``BAD_INPUT_TABLE=FILE`` appends one Markdown row per case to FILE.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import MODEL_DATA, ROOT, assert_user_error, error_lines
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[Path, "Models"], list[str]]  # makes the inputs in the directory; returns the command
+    status: int = 2
+    fragments: tuple[str, ...] = ()               # what the error line (or the last line) must say
+    creates: tuple[str, ...] = ()                 # outputs a successful run adds (relative paths)
+    needs: str = ""                               # "root" for cases that mount or chattr
+    slow: bool = False
+
+
+CASES: list[Case] = []
+
+
+def case(name: str, status: int = 2, fragments: tuple[str, ...] = (), creates: tuple[str, ...] = (),
+         needs: str = "", slow: bool = False):
+    def register(build):
+        CASES.append(Case(name, build, status, fragments, creates, needs, slow))
+        return build
+    return register
+
+
+class Models:
+    """Paths of the models the cases copy (built once per session by conftest's model_factory)."""
+
+    def __init__(self, factory, weights: Path):
+        self._factory, self.weights = factory, weights
+
+    @property
+    def tflite(self) -> Path:
+        return self._factory("tiny_keep_int8", [], [])
+
+    @property
+    def h5(self) -> Path:
+        return self._factory("tiny_keep")
+
+    @property
+    def one_class_tflite(self) -> Path:
+        from utils.darknet_cfg import conv_layouts, parse_cfg
+        from utils.darknet_weights import write_weights
+        build_dir = self.h5.parent
+        cfg = build_dir / "one-class.cfg"
+        if not cfg.exists():
+            text = (MODEL_DATA / "yolov3-tiny.cfg").read_text()
+            cfg.write_text(text.replace("classes=80", "classes=1").replace("filters=255", "filters=18"))
+            write_weights(build_dir / "one-class.weights", conv_layouts(parse_cfg(cfg)), np.random.default_rng(4))
+        return self._factory("one_class_int8", [], ["--num-samples", "4"], cfg=cfg,
+                             weights_path=build_dir / "one-class.weights")
+
+
+@pytest.fixture(scope="session")
+def models(model_factory, weights) -> Models:
+    return Models(model_factory, weights)
+
+
+# ---- helpers that build inputs inside the case directory ---------------------------------------
+
+def photo(d: Path, name: str = "dog.jpg", which: str = "dog.jpg") -> str:
+    (d / name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(MODEL_DATA / "samples" / which, d / name)
+    return name
+
+
+def model(d: Path, m: Models, name: str = "m.tflite") -> str:
+    shutil.copy(m.tflite, d / name)
+    return name
+
+
+def bare_model(d: Path, m: Models) -> str:
+    """The int8 model without its embedded metadata (as other tools write them)."""
+    from utils import tflite_model
+    bare = tflite_model.load(m.tflite)
+    bare.metadata = []
+    tflite_model.save(bare, d / "bare.tflite")
+    return "bare.tflite"
+
+
+def keras_model(d: Path, m: Models, name: str = "m.h5") -> str:
+    shutil.copy(m.h5, d / name)
+    shutil.copy(m.h5.with_name(f"{m.h5.stem}_yolo.json"), d / name.replace(".h5", "_yolo.json"))
+    return name
+
+
+def names(d: Path, text: str | None = None, name: str = "coco.names") -> str:
+    (d / name).write_text(text if text is not None else (MODEL_DATA / "coco.names").read_text())
+    return name
+
+
+def cfg(d: Path, text: str | None = None, name: str = "tiny.cfg") -> str:
+    (d / name).write_text(text if text is not None else (MODEL_DATA / "yolov3-tiny.cfg").read_text())
+    return name
+
+
+def edited_cfg(d: Path, old: str, new: str, count: int = 1) -> str:
+    text = (MODEL_DATA / "yolov3-tiny.cfg").read_text()
+    assert old in text, old
+    return cfg(d, text.replace(old, new, count))
+
+
+def video(d: Path, name: str = "clip.avi", frames: int = 6) -> str:
+    writer = cv2.VideoWriter(str(d / name), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
+    image = cv2.resize(cv2.imread(str(MODEL_DATA / "samples" / "dog.jpg")), (320, 240))
+    for _ in range(frames):
+        writer.write(image)
+    writer.release()
+    return name
+
+
+def weights(d: Path, m: Models) -> str:
+    shutil.copy(m.weights, d / "tiny.weights")
+    return "tiny.weights"
+
+
+INFER = ["inference.py", "--no-display"]
+QUANT = ["keras_to_tflite_quant.py"]
+CONVERT = ["convert.py"]
+
+
+def infer(d: Path, m: Models, *args: str) -> list[str]:
+    return [*INFER, "--model", model(d, m), "--classes", names(d), *args]
+
+
+# ---- the issue's cases: data loss and crashes ----------------------------------------------------
+
+@case("quant: output is the input (same name)", fragments=("m.h5", "is the input"))
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "m.h5"]
+
+
+@case("quant: output is a symlink to the input", fragments=("link.tflite", "is the input"))
+def _(d, m):
+    os.symlink("m.h5", d / "link.tflite")
+    return [*QUANT, keras_model(d, m), "link.tflite"]
+
+
+@case("quant: output is a hard link of the input", fragments=("hard.tflite", "is the input"))
+def _(d, m):
+    keras_model(d, m)
+    os.link(d / "m.h5", d / "hard.tflite")
+    return [*QUANT, "m.h5", "hard.tflite"]
+
+
+@case("infer: --image photos --output photos", fragments=("is the input", "refusing to replace it"))
+def _(d, m):
+    photo(d, "photos/a.jpg")
+    photo(d, "photos/b.jpg", "person.jpg")
+    return infer(d, m, "--image", "photos", "--output", "photos")
+
+
+@case("infer: --video a.avi --output a.avi", fragments=("a.avi", "is the input"))
+def _(d, m):
+    return infer(d, m, "--video", video(d, "a.avi"), "--output", "a.avi")
+
+
+@case("infer: in/x.jpg and in/sub/x.jpg mirror to out/", status=0,
+      creates=("out/x.jpg", "out/sub/x.jpg"), fragments=("2 images, 0 unreadable",))
+def _(d, m):
+    photo(d, "in/x.jpg")
+    photo(d, "in/sub/x.jpg", "person.jpg")
+    return infer(d, m, "--image", "in", "--output", "out")
+
+
+@case("infer: one corrupt image in a directory", status=1, creates=("out/a.jpg", "out/c.jpg"),
+      fragments=("3 images, 1 unreadable",))
+def _(d, m):
+    photo(d, "in/a.jpg")
+    (d / "in" / "b.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    photo(d, "in/c.jpg", "person.jpg")
+    return infer(d, m, "--image", "in", "--output", "out")
+
+
+for _value in ("-1e-40,1e-40", "-1e300,1e300", "-inf,inf", "-1e-6,1e-6", "nan,1", "1,2"):
+    case(f"quant: --output-range={_value}", fragments=("--output-range", _value))(
+        lambda d, m, v=_value: [*QUANT, keras_model(d, m), "q.tflite", f"--output-range={v}"])
+
+for _value in ("100000", "0", "-3"):
+    case(f"infer: --threads {_value}", fragments=("--threads must be between 1 and",))(
+        lambda d, m, v=_value: infer(d, m, "--image", photo(d), "--threads", v))
+
+
+def truncated(d: Path, m: Models, size: int) -> str:
+    (d / "cut.tflite").write_bytes(m.tflite.read_bytes()[:size])
+    return "cut.tflite"
+
+
+for _size in (100_000, 3_000_000):
+    case(f"infer: .tflite cut at {_size:,} bytes", fragments=("cut.tflite", "truncated or corrupt"))(
+        lambda d, m, s=_size: [*INFER, "--model", truncated(d, m, s), "--classes", names(d), "--image", photo(d)])
+    case(f"edgetpu_check: .tflite cut at {_size:,} bytes", fragments=("cut.tflite", "truncated or corrupt"))(
+        lambda d, m, s=_size: ["-m", "utils.edgetpu_check", truncated(d, m, s)])
+    case(f"fidelity: .tflite cut at {_size:,} bytes", fragments=("cut.tflite", "truncated or corrupt"))(
+        lambda d, m, s=_size: ["-m", "utils.fidelity", truncated(d, m, s), model(d, m), "--images", photo(d)])
+
+
+@case("convert: output is a directory", fragments=("out.h5", "is a directory"))
+def _(d, m):
+    (d / "out.h5").mkdir()
+    return [*CONVERT, cfg(d), weights(d, m), "out.h5"]
+
+
+@case("quant: output is a directory", fragments=("q.tflite", "is a directory"))
+def _(d, m):
+    (d / "q.tflite").mkdir()
+    return [*QUANT, keras_model(d, m), "q.tflite"]
+
+
+@case("fetch_weights: --dest is a directory", fragments=("w.weights", "is a directory"))
+def _(d, m):
+    (d / "w.weights").mkdir()
+    return ["-m", "utils.fetch_weights", "--dest", "w.weights", "--url", "http://127.0.0.1:9/x", "--timeout", "1"]
+
+
+@case("convert: the existing output is immutable (chattr +i)", fragments=("out.h5", "cannot write"), needs="root")
+def _(d, m):
+    (d / "out.h5").write_bytes(b"the user's old model")
+    subprocess.run(["chattr", "+i", str(d / "out.h5")], check=True)
+    return [*CONVERT, cfg(d), weights(d, m), "out.h5"]
+
+
+@case("quant: output on a read-only file system", fragments=("ro/q.tflite", "Read-only file system"), needs="root")
+def _(d, m):
+    mount(d / "ro", "size=1m,ro")
+    return [*QUANT, keras_model(d, m), "ro/q.tflite", "--num-samples", "2"]
+
+
+@case("convert: parent of the output is a file", fragments=("not-a-dir/out.h5", "is not a directory"))
+def _(d, m):
+    (d / "not-a-dir").write_text("x")
+    return [*CONVERT, cfg(d), weights(d, m), "not-a-dir/out.h5"]
+
+
+@case("convert: disk full while writing the model (64 KiB file system)",
+      fragments=("full/out.h5", "No space left on device"), needs="root")
+def _(d, m):
+    mount(d / "full", "size=64k")
+    return [*CONVERT, cfg(d), weights(d, m), "full/out.h5"]
+
+
+@case("infer: disk full while writing a video", status=2, fragments=("full/out.avi", "No space left on device"),
+      needs="root")
+def _(d, m):
+    mount(d / "full", "size=32k")
+    return infer(d, m, "--video", video(d, frames=20), "--output", "full/out.avi")
+
+
+@case("infer: --video with --output, classes file missing: no temp file", fragments=("none.names", "no such file"))
+def _(d, m):
+    return [*INFER, "--model", model(d, m), "--classes", "none.names", "--video", video(d), "--output", "new.mp4"]
+
+
+@case("infer: --video with --output, model corrupt: no temp file", fragments=("bad.tflite", "not a TFLite"))
+def _(d, m):
+    (d / "bad.tflite").write_bytes(b"\0" * 64)
+    return [*INFER, "--model", "bad.tflite", "--classes", names(d), "--video", video(d), "--output", "new.mp4"]
+
+
+@case("convert: a sidecar cannot be written: the old model stays", fragments=("out_yolo.json", "is a directory"))
+def _(d, m):
+    (d / "out.h5").write_bytes(b"the user's old model")
+    (d / "out_yolo.json").mkdir()
+    return [*CONVERT, cfg(d), weights(d, m), "out.h5"]
+
+
+for _old, _new, _fragment in (("filters=16", "filters=-16", "'filters=-16' must be at least 1"),
+                              ("filters=16", "filters=0", "'filters=0' must be at least 1"),
+                              ("size=2\nstride=2", "size=2\nstride=0", "'stride=0' must be at least 1"),
+                              ("size=3", "size=0", "'size=0' must be at least 1"),
+                              ("classes=80", "classes=0", "'classes=0' must be at least 1")):
+    case(f"convert: cfg {_new.splitlines()[-1]}", fragments=("tiny.cfg line", _fragment))(
+        lambda d, m, o=_old, n=_new: [*CONVERT, edited_cfg(d, o, n), weights(d, m), "out.h5"])
+
+
+@case("infer: --anchors JSON that is not UTF-8", fragments=("latin.json", "not UTF-8"))
+def _(d, m):
+    (d / "latin.json").write_bytes('{"anchors": "caf\u00e9"}'.encode("latin-1"))
+    return [*INFER, "--model", bare_model(d, m), "--anchors", "latin.json", "--classes", names(d), "--image", photo(d)]
+
+
+@case("quant: _yolo.json sidecar that is not UTF-8", fragments=("m_yolo.json", "not UTF-8"))
+def _(d, m):
+    keras_model(d, m)
+    (d / "m_yolo.json").write_bytes(b"\xff\xfe{\x00")
+    return [*QUANT, "m.h5", "q.tflite"]
+
+
+@case("quant: _yolo.json sidecar with a mask beyond the anchors", fragments=("m_yolo.json", "mask [6, 7, 8]"))
+def _(d, m):
+    keras_model(d, m)
+    meta = json.loads((d / "m_yolo.json").read_text())
+    meta["heads"][0]["mask"] = [6, 7, 8]
+    (d / "m_yolo.json").write_text(json.dumps(meta))
+    return [*QUANT, "m.h5", "q.tflite"]
+
+
+@case("infer: --runtime tensorflow", status=0, fragments=("tensorflow)",), slow=True)
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--runtime", "tensorflow")
+
+
+@case("infer: --runtime litert", status=0, fragments=("(litert)",))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--runtime", "litert")
+
+
+@case("infer: --runtime auto", status=0, fragments=("(litert)",))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--runtime", "auto")
+
+
+@case("infer: --runtime tflite_runtime where it is not installed", fragments=("tflite_runtime", "pip install tflite-runtime"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--runtime", "tflite_runtime")
+
+
+@case("fidelity: models with different class counts", fragments=("1 classes", "80", "not the same model"), slow=True)
+def _(d, m):
+    shutil.copy(m.one_class_tflite, d / "one.tflite")
+    return ["-m", "utils.fidelity", "one.tflite", model(d, m), "--images", photo(d)]
+
+
+for _value in ("0", "-1", "nan"):
+    case(f"fetch_weights: --timeout {_value}", fragments=("--timeout",))(
+        lambda d, m, v=_value: ["-m", "utils.fetch_weights", "--dest", "w.weights", f"--timeout={v}"])
+
+
+@case("fetch_weights: unwritable --dest is named before any download", fragments=("file/w.weights", "not a directory"))
+def _(d, m):
+    (d / "file").write_text("x")
+    return ["-m", "utils.fetch_weights", "--dest", "file/w.weights", "--url", "http://127.0.0.1:9/x", "--timeout", "1"]
+
+
+@case("infer: --output x.xyz", fragments=("x.xyz", "cannot write images of type '.xyz'"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--output", "x.xyz")
+
+
+@case("convert: cfg with CRLF line ends and a byte-order mark", status=0,
+      creates=("out.h5", "out_yolo.json", "out_anchors.txt"), fragments=("converted in",), slow=True)
+def _(d, m):
+    text = (MODEL_DATA / "yolov3-tiny.cfg").read_text().replace("\n", "\r\n")
+    (d / "tiny.cfg").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    return [*CONVERT, "tiny.cfg", weights(d, m), "out.h5"]
+
+
+@case("infer: names with CRLF and a byte-order mark", status=0, fragments=("dog 0.",))
+def _(d, m):
+    text = (MODEL_DATA / "coco.names").read_text().replace("\n", "\r\n")
+    (d / "win.names").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    return [*INFER, "--model", model(d, m), "--classes", "win.names", "--image", photo(d)]
+
+
+@case("infer: anchors file with CRLF and a byte-order mark", status=0, fragments=("dog 0.",))
+def _(d, m):
+    bare_model(d, m)
+    (d / "a.txt").write_bytes(b"\xef\xbb\xbf10,14, 23,27, 37,58,\r\n81,82, 135,169, 344,319\r\n")
+    return [*INFER, "--model", "bare.tflite", "--anchors", "a.txt", "--classes", names(d), "--image", photo(d)]
+
+
+# ---- more, invented ------------------------------------------------------------------------------
+
+@case("convert: a binary file as cfg", fragments=("tiny.weights", "not UTF-8"))
+def _(d, m):
+    return [*CONVERT, weights(d, m), weights(d, m), "out.h5"]
+
+
+@case("convert: an empty cfg", fragments=("empty.cfg", "[net]"))
+def _(d, m):
+    return [*CONVERT, cfg(d, "", "empty.cfg"), weights(d, m), "out.h5"]
+
+
+@case("convert: output named .txt", fragments=("out.txt", ".h5 or .keras"))
+def _(d, m):
+    return [*CONVERT, cfg(d), weights(d, m), "out.txt"]
+
+
+@case("convert: output is a symlink to the weights", fragments=("w.h5", "is the input"))
+def _(d, m):
+    os.symlink("tiny.weights", d / "w.h5")
+    return [*CONVERT, cfg(d), weights(d, m), "w.h5"]
+
+
+@case("convert: groups that do not divide the channels", fragments=("tiny.cfg line", "groups=3"))
+def _(d, m):
+    return [*CONVERT, edited_cfg(d, "filters=32", "filters=32\ngroups=3"), weights(d, m), "out.h5"]
+
+
+@case("convert: a negative anchor", fragments=("tiny.cfg line", "anchors must all be positive"))
+def _(d, m):
+    return [*CONVERT, edited_cfg(d, "anchors = 10,14", "anchors = -10,14", 2), weights(d, m), "out.h5"]
+
+
+@case("convert: --input-size 100", fragments=("multiples of 32",))
+def _(d, m):
+    return [*CONVERT, cfg(d), weights(d, m), "out.h5", "--input-size", "100"]
+
+
+@case("convert: weights of another cfg", fragments=("tiny.weights", "do not belong together"))
+def _(d, m):
+    return [*CONVERT, cfg(d, (MODEL_DATA / "yolov4-tiny.cfg").read_text(), "v4.cfg"), weights(d, m), "out.h5"]
+
+
+@case("convert: upper-case extension OUT.H5", status=0, creates=("OUT.H5", "OUT_yolo.json", "OUT_anchors.txt"),
+      fragments=("converted in",), slow=True)
+def _(d, m):
+    return [*CONVERT, cfg(d), weights(d, m), "OUT.H5"]
+
+
+@case("quant: --num-samples 0", fragments=("--num-samples",))
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "q.tflite", "--num-samples", "0"]
+
+
+@case("quant: output named .h5", fragments=("q.h5", ".tflite"))
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "q.h5"]
+
+
+@case("quant: a dataset of corrupt images only", fragments=("could be decoded",), slow=True)
+def _(d, m):
+    (d / "bad").mkdir()
+    (d / "bad" / "a.jpg").write_bytes(b"\xff\xd8 truncated")
+    return [*QUANT, keras_model(d, m), "q.tflite", "--dataset", "bad"]
+
+
+@case("quant: a dataset directory without images", fragments=("empty", "no images"))
+def _(d, m):
+    (d / "empty").mkdir()
+    return [*QUANT, keras_model(d, m), "q.tflite", "--dataset", "empty"]
+
+
+@case("quant: creates the output's missing directories", status=0,
+      creates=("new/dir/q.tflite",), fragments=("wrote new/dir/q.tflite",), slow=True)
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "new/dir/q.tflite", "--dataset", photo(d), "--num-samples", "2"]
+
+
+@case("infer: several images into one image name", fragments=("x.jpg", "2 images need a directory"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d, "a.jpg"), photo(d, "b.jpg"), "--output", "x.jpg")
+
+
+@case("infer: two sources would share an output", fragments=("out/x.jpg", "both"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d, "d1/x.jpg"), photo(d, "d2/x.jpg"), "--output", "out")
+
+
+@case("infer: -t 1.5", fragments=("-t must be between 0 and 1",))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "-t", "1.5")
+
+
+@case("infer: --iou 0", fragments=("--iou",))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--iou", "0")
+
+
+@case("infer: an empty classes file", fragments=("empty.names", "no class names"))
+def _(d, m):
+    return [*INFER, "--model", model(d, m), "--classes", names(d, "", "empty.names"), "--image", photo(d)]
+
+
+@case("infer: a binary classes file", fragments=("bin.names", "not UTF-8"))
+def _(d, m):
+    (d / "bin.names").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    return [*INFER, "--model", model(d, m), "--classes", "bin.names", "--image", photo(d)]
+
+
+@case("infer: the model is a directory", fragments=("mdir", "not a file"))
+def _(d, m):
+    (d / "mdir").mkdir()
+    return [*INFER, "--model", "mdir", "--classes", names(d), "--image", photo(d)]
+
+
+@case("infer: a 0-byte model", fragments=("zero.tflite", "not a TFLite"))
+def _(d, m):
+    (d / "zero.tflite").write_bytes(b"")
+    return [*INFER, "--model", "zero.tflite", "--classes", names(d), "--image", photo(d)]
+
+
+@case("infer: --output under an existing file", fragments=("file.txt", "is not a directory"))
+def _(d, m):
+    (d / "file.txt").write_text("mine")
+    return infer(d, m, "--image", photo(d, "a.jpg"), photo(d, "b.jpg"), "--output", "file.txt")
+
+
+@case("infer: --video with an image --output", fragments=("out.jpg", ".mp4"))
+def _(d, m):
+    return infer(d, m, "--video", video(d), "--output", "out.jpg")
+
+
+@case("infer: a directory without images", fragments=("noimg", "no images"))
+def _(d, m):
+    (d / "noimg").mkdir()
+    (d / "noimg" / "notes.txt").write_text("x")
+    return infer(d, m, "--image", "noimg")
+
+
+@case("infer: the only image is corrupt", fragments=("bad.jpg", "cannot be read"))
+def _(d, m):
+    (d / "bad.jpg").write_bytes(b"GIF89a nope")
+    return infer(d, m, "--image", "bad.jpg")
+
+
+@case("infer: upper-case extensions DOG.JPG -> OUT.PNG", status=0, creates=("OUT.PNG",), fragments=("wrote OUT.PNG",))
+def _(d, m):
+    return infer(d, m, "--image", photo(d, "DOG.JPG"), "--output", "OUT.PNG")
+
+
+@case("infer: odd image sizes (1x1, 3x1000, 1000x3, grey, RGBA, 16-bit)", status=0,
+      creates=tuple(f"out/{n}.png" for n in ("a1x1", "b3x1000", "c1000x3", "grey", "rgba", "u16")),
+      fragments=("6 images, 0 unreadable",))
+def _(d, m):
+    (d / "odd").mkdir()
+    images = {"a1x1": np.full((1, 1, 3), 200, np.uint8), "b3x1000": np.full((1000, 3, 3), 90, np.uint8),
+              "c1000x3": np.full((3, 1000, 3), 30, np.uint8), "grey": np.full((50, 70), 128, np.uint8),
+              "rgba": np.full((40, 60, 4), 77, np.uint8), "u16": np.full((30, 30, 3), 40000, np.uint16)}
+    for name, image in images.items():
+        cv2.imwrite(str(d / "odd" / f"{name}.png"), image)
+    return infer(d, m, "--image", "odd", "--output", "out")
+
+
+@case("infer: --anchors that does not exist", fragments=("none.txt", "no such file"))
+def _(d, m):
+    return [*INFER, "--model", bare_model(d, m), "--anchors", "none.txt", "--classes", names(d), "--image", photo(d)]
+
+
+@case("infer: --quant on a Keras file", fragments=("m.h5", "not a TFLite"))
+def _(d, m):
+    return [*INFER, "--model", keras_model(d, m), "--classes", names(d), "--image", photo(d), "--quant"]
+
+
+@case("edgetpu_check: a Keras file", fragments=("m.h5", "not a TFLite"))
+def _(d, m):
+    return ["-m", "utils.edgetpu_check", keras_model(d, m)]
+
+
+@case("fidelity: no readable image", fragments=("none of the 1 images",))
+def _(d, m):
+    (d / "bad.jpg").write_bytes(b"nope")
+    return ["-m", "utils.fidelity", model(d, m), model(d, m, "n.tflite"), "--images", "bad.jpg"]
+
+
+@case("fetch_weights: --sha256 that is not a checksum", fragments=("--sha256",))
+def _(d, m):
+    return ["-m", "utils.fetch_weights", "--dest", "w.weights", "--sha256", "xyz"]
+
+
+# ---- the runner ----------------------------------------------------------------------------------
+
+def mount(path: Path, options: str) -> None:
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    MOUNTS.append(path)
+
+
+MOUNTS: list[Path] = []
+
+
+def can_mount_and_chattr() -> bool:
+    return IS_ROOT and shutil.which("chattr") is not None and shutil.which("mount") is not None
+
+
+def listing(directory: Path) -> dict[str, str]:
+    """Every file and directory under ``directory``: its sha256 (or "dir" / the symlink's target)."""
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        key = str(path.relative_to(directory))
+        if path.is_symlink():
+            found[key] = f"-> {os.readlink(path)}"
+        elif path.is_dir():
+            found[key] = "dir"
+        else:
+            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def run(directory: Path, command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    script = command[0]
+    argv = [sys.executable, *command] if script == "-m" else [sys.executable, str(ROOT / script), *command[1:]]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def record_row(item: Case, result: subprocess.CompletedProcess, line: str) -> None:
+    table = os.environ.get("BAD_INPUT_TABLE")
+    if table:
+        with open(table, "a") as out:
+            out.write(f"| {item.name} | {result.returncode} | `{line.replace('|', '/')}` |\n")
+
+
+@pytest.mark.parametrize("item", [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.slow else [])
+                                  for c in CASES])
+def test_case(item: Case, tmp_path, models):
+    if item.needs == "root" and not can_mount_and_chattr():
+        pytest.skip("needs root, mount and chattr")
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        command = item.build(work, models)
+        before = listing(work)
+        result = run(work, command)
+        after = listing(work)
+    finally:
+        for path in MOUNTS:
+            subprocess.run(["umount", str(path)], check=False)
+        MOUNTS.clear()
+        if item.needs == "root":
+            subprocess.run(["chattr", "-R", "-i", str(work)], capture_output=True)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = error_lines(result.stderr)
+    if item.status == 2:
+        line = assert_user_error(result, *item.fragments)
+        assert after == before, "a refused command changed or left files"
+    else:
+        assert result.returncode == item.status, (result.returncode, result.stderr)
+        text = result.stdout + result.stderr
+        for fragment in item.fragments:
+            assert fragment in text, (fragment, text)
+        assert {k: v for k, v in after.items() if k in before} == before, "an input changed"
+        added = {k for k in after if k not in before and after[k] != "dir"}
+        assert added == set(item.creates), added
+        said = (result.stdout + result.stderr).splitlines()
+        line = next((x for x in said if item.fragments and item.fragments[0] in x), (lines or said or [""])[-1])
+    assert not [k for k in after if Path(k).name.startswith(".")], "a temporary file was left"
+    record_row(item, result, line)
+
+
+def test_ctrl_c_during_video_exits_130_with_a_complete_output(tmp_path, models):
+    """Ctrl-C: the message on stderr, nothing on stdout but the frames' JSON, exit 130, a playable file."""
+    clip = video(tmp_path, "long.avi", frames=400)
+    process = subprocess.Popen([sys.executable, str(ROOT / "inference.py"), "--no-display", "--model",
+                                model(tmp_path, models), "--classes", names(tmp_path), "--video", clip,
+                                "--output", "out.mp4", "--json"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = [process.stdout.readline() for _ in range(5)]
+    assert all(line.startswith("{") for line in seen), seen
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert all(line.startswith("{") for line in rest.splitlines())
+    frames = len(seen) + len(rest.splitlines())
+    capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == frames and 5 <= frames < 400
+    assert capture.read()[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco.names", "long.avi", "m.tflite", "out.mp4"]
+    record_row(Case("infer: Ctrl-C during --video --output", lambda d, m: []), process,
+               f"{stderr.strip().splitlines()[-1]} ({frames} frames written)")
+
+
+def test_a_written_model_that_does_not_run_replaces_nothing(tmp_path, models):
+    """The quantizer's safety net behind --output-range's checks: the written model is invoked in a
+    child process before the rename. A head range of +-1e-6 makes XNNPACK refuse the model."""
+    from utils import quantize, tflite_model
+    from utils.errors import UserError
+    broken = tflite_model.load(models.tflite)
+    quantize.fix_output_ranges(broken, (-1e-6, 1e-6))
+    dest = tmp_path / "q.tflite"
+    dest.write_bytes(b"the user's previous model")
+    with pytest.raises(UserError, match="the written model does not run"):
+        tflite_model.save(broken, dest, check=True)
+    assert dest.read_bytes() == b"the user's previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["q.tflite"]
+
+
+def test_a_video_cut_short_by_an_error_replaces_nothing(tmp_path):
+    from utils.media import VideoSink
+    dest = tmp_path / "out.avi"
+    dest.write_bytes(b"the user's previous video")
+    sink = VideoSink(dest, 5.0)
+    sink.write(np.zeros((32, 32, 3), np.uint8))
+    sink.close(keep=False)
+    assert dest.read_bytes() == b"the user's previous video"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.avi"]

@@ -1,0 +1,51 @@
+"""What the scripts print: their own lines, not the libraries' start-up chatter.
+
+TensorFlow, its converter and LiteRT write from native code straight to file descriptors 1
+and 2 (absl's pre-init warning, oneDNN, MLIR statistics, "Created TensorFlow Lite XNNPACK
+delegate"), which no Python setting reaches. So, unless ``--verbose``, those descriptors go to
+/dev/null while ``sys.stdout``/``sys.stderr`` keep writing to the real terminal or pipe.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import sys
+import warnings
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the libraries' own messages (TensorFlow, LiteRT, OpenCV)")
+
+
+def _python_stream(fd: int, like: io.TextIOBase) -> io.TextIOWrapper:
+    """A text stream on a duplicate of ``fd``, buffered like ``like``."""
+    return io.TextIOWrapper(os.fdopen(os.dup(fd), "wb"), encoding=like.encoding, errors=like.errors,
+                            line_buffering=True)  # our lines in order with the progress bars
+
+
+def quiet_libraries(verbose: bool = False) -> None:
+    """Silence the libraries (unless ``verbose``); call once, before importing TensorFlow or LiteRT."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
+        if stream is None or not hasattr(stream, "fileno"):
+            continue
+        try:
+            if stream.fileno() != fd:
+                continue
+        except (OSError, ValueError):  # not a real file (pytest's capture, a StringIO)
+            continue
+        stream.flush()
+        setattr(sys, name, _python_stream(fd, stream))
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    for module in ("tensorflow", "keras", "h5py", "absl"):
+        warnings.filterwarnings("ignore", module=module)
