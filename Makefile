@@ -4,7 +4,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= out
 CFG ?= model_data/yolov3-tiny.cfg
-LEAKY ?= keep
 
 .PHONY: demo test test-fast weights bench clean darknet
 
@@ -17,12 +16,15 @@ $(VENV)/.installed: requirements-infer.txt requirements-convert.txt requirements
 weights: $(VENV)/.installed
 	$(PY) -m utils.fetch_weights
 
+# Two models from the same weights: -cpu keeps leaky ReLU (fast on a CPU), -tpu has it as PReLU
+# (every op on the Edge TPU; edgetpu_compiler turns it into -tpu_edgetpu.tflite).
 demo: $(VENV)/.installed
-	@mkdir -p $(OUT)
-	$(PY) convert.py $(CFG) "$$($(PY) -m utils.fetch_weights)" $(OUT)/yolov3-tiny.h5 --leaky $(LEAKY)
-	$(PY) keras_to_tflite_quant.py $(OUT)/yolov3-tiny.h5 $(OUT)/yolov3-tiny.tflite --dataset model_data/samples
-	$(PY) inference.py --model $(OUT)/yolov3-tiny.tflite --classes model_data/coco.names \
+	$(PY) convert.py $(CFG) "$$($(PY) -m utils.fetch_weights)" $(OUT)/yolov3-tiny-cpu.h5
+	$(PY) keras_to_tflite_quant.py $(OUT)/yolov3-tiny-cpu.h5 $(OUT)/yolov3-tiny-cpu.tflite --dataset model_data/samples
+	$(PY) inference.py --model $(OUT)/yolov3-tiny-cpu.tflite --classes model_data/coco.names \
 		--image model_data/samples/dog.jpg --output $(OUT)/dog_detections.jpg --no-display
+	$(PY) convert.py $(CFG) "$$($(PY) -m utils.fetch_weights)" $(OUT)/yolov3-tiny-tpu.h5 --leaky prelu
+	$(PY) keras_to_tflite_quant.py $(OUT)/yolov3-tiny-tpu.h5 $(OUT)/yolov3-tiny-tpu.tflite --dataset model_data/samples
 
 # Debian's darknet is a reference for the tests; without root or apt they skip what needs it
 # (under CI=true a failed install is an error).

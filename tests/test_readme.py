@@ -1,0 +1,62 @@
+"""README.md stays true: its two commands are the Makefile's, and its walkthrough runs top to bottom,
+as written, in a fresh copy of the repository."""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import ROOT
+
+README = ROOT / "README.md"
+# The only walkthrough lines that may be skipped: they need Coral's compiler, a camera or an Edge TPU.
+NEEDS_HARDWARE = ("edgetpu_compiler", "--cam", "--edge_tpu")
+
+
+def walkthrough() -> list[str]:
+    """The commands of the Walkthrough's shell block, in order (comments and blank lines dropped)."""
+    section = README.read_text().split("## Walkthrough", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_two_commands_are_make_targets():
+    commands = re.findall(r"^make (\w+)", README.read_text().split("## Two commands", 1)[1].split("##", 1)[0], re.M)
+    assert commands == ["demo", "test"]
+    targets = re.findall(r"^(\w[\w-]*):", (ROOT / "Makefile").read_text(), re.M)
+    assert {"demo", "test"} <= set(targets)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_walkthrough_skips_only_hardware_lines():
+    skipped = [line for line in walkthrough() if any(word in line for word in NEEDS_HARDWARE)]
+    assert len(skipped) == 3, skipped  # the compiler, one CPU camera line, one Edge TPU camera line
+
+
+@pytest.mark.slow
+def test_walkthrough_runs_as_written(tmp_path, weights):
+    """A copy of the files a commit would hold (a fresh clone), then every line in one shell."""
+    clone = tmp_path / "clone"
+    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                             capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, clone / name)
+    lines = [line for line in walkthrough() if not any(word in line for word in NEEDS_HARDWARE)]
+    script = "set -euo pipefail\n" + "\n".join(f"echo '+ {line[:60]}' >&2\n{line}" for line in lines)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if ".venv" not in p)
+    result = subprocess.run(["bash", "-c", script], cwd=clone, capture_output=True, text=True, env=env, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = clone / "out"
+    for name in ("yolov3-tiny-cpu.tflite", "yolov3-tiny-tpu.tflite", "annotated/dog.jpg", "annotated/person.jpg",
+                 "clip_boxes.mp4", "clip.jsonl"):
+        assert (out / name).is_file(), name
+    assert "dog" in result.stdout and "Number of operations that will run on CPU: 0" in result.stdout
+    assert int(cv2.VideoCapture(str(out / "clip_boxes.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 24
+    assert len((out / "clip.jsonl").read_text().splitlines()) == 24
+    assert "Traceback" not in result.stderr
