@@ -464,6 +464,16 @@ def _(d, m):
     return [*QUANT, keras_model(d, m), "new/dir/q.tflite", "--dataset", photo(d), "--num-samples", "2"]
 
 
+@case("quant: a dataset of tiny glyphs is counted and warned about", status=0, creates=("q.tflite",),
+      fragments=("under a quarter of the network input", "dataset: 40 images found", "12x14 to 12x14 pixels"),
+      slow=True)
+def _(d, m):
+    for k in range(40):
+        (d / "glyphs" / f"g{k // 10}").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / "glyphs" / f"g{k // 10}" / f"{k}.png"), np.full((14, 12, 3), 6 * k, np.uint8))
+    return [*QUANT, keras_model(d, m), "q.tflite", "--dataset", "glyphs", "--num-samples", "8"]
+
+
 @case("infer: several images into one image name", fragments=("x.jpg", "2 images need a directory"))
 def _(d, m):
     return infer(d, m, "--image", photo(d, "a.jpg"), photo(d, "b.jpg"), "--output", "x.jpg")
