@@ -33,6 +33,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--classes", required=True, type=Path, help="class names, one per line")
     parser.add_argument("-t", "--threshold", type=float, default=0.25, help="score threshold (default: %(default)s)")
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default: %(default)s)")
+    parser.add_argument("--nms", choices=("greedy", "diou"), help="NMS rule: greedy (Darknet's do_nms_sort, IoU) "
+                        "or diou (diounms_sort, for models whose [yolo] sets nms_kind) (default: the model's own)")
     parser.add_argument("--edge_tpu", action="store_true", help="run on a Coral Edge TPU (needs libedgetpu)")
     parser.add_argument("--device", help="Edge TPU device, e.g. usb:0 or pci:0 (default: the first found)")
     parser.add_argument("--quant", action="store_true", help="expect a quantized model (checked against the model)")
@@ -76,7 +78,8 @@ def load(args: argparse.Namespace):
               "with edgetpu_compiler", file=sys.stderr)
     meta = resolve_meta(model, args.anchors)
     check_classes(meta, names, args.classes)
-    return Detector(model, meta, args.threshold, args.iou), names
+    nms_kind = {"greedy": "iou", "diou": "diou", None: None}[args.nms]
+    return Detector(model, meta, args.threshold, args.iou, nms_kind), names
 
 
 def record(frame, detections, timing, names) -> dict:

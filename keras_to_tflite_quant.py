@@ -120,7 +120,7 @@ def main() -> int:
               f"of the network input {meta.input_size[0]}x{meta.input_size[1]} on both sides (e.g. {tiny[0]}); "
               "ranges calibrated on them fit blurs, not your camera: is --dataset the right directory?",
               file=sys.stderr)
-    output_range = None if (args.float or args.no_fixed_range) else args.output_range
+    output_range = None if (args.float or args.no_fixed_range or not quantize.logit_heads(meta)) else args.output_range
     meta.output_range = output_range
     quantize.finish(tflite, meta, args.output, output_range)
     seconds = time.perf_counter() - started

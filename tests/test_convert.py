@@ -22,10 +22,15 @@ def keras_heads(model_path: Path, x: np.ndarray) -> list[np.ndarray]:
 
 
 def opencv_heads(cfg: Path, weights: Path, x: np.ndarray) -> list[np.ndarray]:
-    """Raw head tensors (the conv before each [yolo]) from OpenCV 4.x's own Darknet importer, NHWC."""
+    """Raw head tensors (what feeds each [yolo]: the conv, or its logistic for new_coords heads)
+    from OpenCV 4.x's own Darknet importer, NHWC."""
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     net.setInput(x.transpose(0, 3, 1, 2).copy())
-    names = [f"conv_{int(name.split('_')[1]) - 1}" for name in net.getUnconnectedOutLayersNames()]
+    layers = set(net.getLayerNames())
+    names = []
+    for name in net.getUnconnectedOutLayersNames():
+        number = int(name.split("_")[1])
+        names.append(f"logistic_{number}" if f"logistic_{number}" in layers else f"conv_{number - 1}")
     return [o.transpose(0, 2, 3, 1) for o in net.forward(names)]
 
 
@@ -45,7 +50,10 @@ def test_real_tiny_matches_opencv(model_factory, weights, tiny_cfg):
 
 
 @pytest.mark.parametrize("name, size", [("yolov3", (416, 416)), ("yolov3", (320, 192)), ("yolov3-spp", (416, 416)),
-                                        ("yolov4-tiny", (416, 416)), ("yolov4-tiny", (608, 352))])
+                                        ("yolov4-tiny", (416, 416)), ("yolov4-tiny", (608, 352)),
+                                        ("yolov7-tiny", (416, 416)), ("yolov7-tiny", (608, 352)),
+                                        ("yolov4-tiny-3l", (608, 608)), ("yolov4-tiny-3l", (608, 352)),
+                                        ("yolov3-tiny-prn", (416, 416)), ("yolov3-tiny-prn", (608, 352))])
 def test_random_weights_match_opencv(tmp_path, name, size):
     cfg = MODEL_DATA / f"{name}.cfg"
     # OpenCV reads the input size from [net]: write the size under test there.

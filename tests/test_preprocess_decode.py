@@ -166,18 +166,58 @@ def test_clip_and_default_masks():
     assert default_masks(9, [(52, 52), (13, 13), (26, 26)]) == [[0, 1, 2], [6, 7, 8], [3, 4, 5]]
 
 
-def test_nms_large_input_matches_matrix_result():
+def darknet_nms(d: Detections, threshold: float, kind: str, beta: float, size) -> list[int]:
+    """Darknet's do_nms_sort / diounms_sort loops, transcribed (box.c): per class, by score, each
+    box still kept suppresses the later ones; DIoU in image-relative coordinates."""
+    width, height = size
+    scale = np.array([width, height, width, height], np.float64)
+    kept = []
+    for k in np.unique(d.class_ids):
+        members = [i for i in np.argsort(-d.scores, kind="stable") if d.class_ids[i] == k]
+        alive = dict.fromkeys(members, True)
+        for position, i in enumerate(members):
+            if not alive[i]:
+                continue
+            kept.append(int(i))
+            a = d.boxes[i] / scale
+            for j in members[position + 1:]:
+                b = d.boxes[j] / scale
+                inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+                union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+                value = inter / union if union > 0 else 0
+                if kind == "diou":
+                    c = (max(a[2], b[2]) - min(a[0], b[0])) ** 2 + (max(a[3], b[3]) - min(a[1], b[1])) ** 2
+                    if c > 0:
+                        value -= ((((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2) ** 2).sum() / c) ** beta
+                if value > threshold:
+                    alive[j] = False
+    return sorted(kept)
+
+
+@pytest.mark.parametrize("kind", ["iou", "diou"])
+def test_nms_equals_darknets_loops(kind):
     rng = np.random.default_rng(0)
-    corners = rng.uniform(0, 400, (3000, 2))
-    boxes = np.concatenate([corners, corners + rng.uniform(5, 60, (3000, 2))], 1)
-    scores = rng.uniform(0.3, 1, 3000)
-    classes = rng.integers(0, 2, 3000)
-    from utils import nms as nms_module
-    big = nms(dets(boxes, scores, classes))  # > MATRIX_LIMIT: the per-class greedy path
-    limit = nms_module.MATRIX_LIMIT
-    nms_module.MATRIX_LIMIT = 10 ** 6
-    try:
-        reference = nms(dets(boxes, scores, classes))
-    finally:
-        nms_module.MATRIX_LIMIT = limit
-    assert np.array_equal(big.boxes, reference.boxes) and np.array_equal(big.class_ids, reference.class_ids)
+    for trial in range(12):
+        count = int(rng.integers(2, 1200))
+        centres = rng.uniform([0, 0], [640, 480], (count, 2))
+        sizes = rng.uniform(10, 200, (count, 2))
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], 1)
+        d = dets(boxes, rng.uniform(0.25, 1, count), rng.integers(0, 3, count))
+        threshold = float(rng.choice([0.3, 0.45, 0.7]))
+        found = nms(d, threshold, kind, 0.6, (640, 480))
+        index = {(tuple(b), float(s), int(c)): i for i, (b, s, c) in enumerate(zip(d.boxes.tolist(), d.scores, d.class_ids))}
+        ours = sorted(index[(tuple(b), float(s), int(c))] for b, s, c in zip(found.boxes.tolist(), found.scores, found.class_ids))
+        assert ours == darknet_nms(d, threshold, kind, 0.6, (640, 480)), (trial, kind)
+        assert np.all(np.diff(found.scores) <= 0)
+
+
+def test_diou_nms_keeps_what_iou_nms_drops():
+    # IoU 7/13 = 0.54 > 0.45; the DIoU penalty (9/269)^0.6 = 0.13 brings it to 0.41 < 0.45.
+    pair = dets([[0, 0, 10, 10], [3, 0, 13, 10]], [0.9, 0.8], [0, 0])
+    assert len(nms(pair, 0.45, "iou", image_size=(100, 100))) == 1
+    assert len(nms(pair, 0.45, "diou", 0.6, (100, 100))) == 2
+    # A larger exponent shrinks the penalty: (9/269)^6 is nothing, so DIoU suppresses too.
+    assert len(nms(pair, 0.45, "diou", 6.0, (100, 100))) == 1
+    # The penalty is measured relative to the image, as Darknet does: in a 100x10 image the shift
+    # is small against the (mostly vertical) diagonal, (0.0009/1.0169)^0.6 = 0.015, so DIoU suppresses.
+    assert len(nms(pair, 0.45, "diou", 0.6, (100, 10))) == 1

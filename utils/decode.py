@@ -55,25 +55,31 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def decode_head(head: HeadOutput, meta: YoloMeta, head_index: int, threshold: float):
-    """Candidates of one head: (boxes cx, cy, w, h relative to the network input, objectness, class probs)."""
+    """Candidates of one head: (boxes cx, cy, w, h relative to the network input, objectness, class probs).
+
+    Darknet's ``get_yolo_box``: x, y are ``v * scale_x_y - (scale_x_y - 1) / 2`` after a sigmoid; w, h
+    are ``exp(v) * anchor``, or with ``new_coords`` (the head is already logistic, so no sigmoid at
+    all) ``(2 v)^2 * anchor``.
+    """
     spec = meta.heads[head_index]
     grid_h, grid_w = head.data.shape[1:3]
     anchors_here = len(spec.mask)
     raw = head.data.reshape(grid_h, grid_w, anchors_here, 5 + meta.classes)
-    objectness_logit = np.log(threshold / (1.0 - threshold))
-    rows, cols, anchor = np.nonzero(raw[..., 4] > head.raw_threshold(objectness_logit))
+    activate = (lambda v: v) if spec.new_coords else _sigmoid
+    objectness_raw = threshold if spec.new_coords else np.log(threshold / (1.0 - threshold))
+    rows, cols, anchor = np.nonzero(raw[..., 4] > head.raw_threshold(objectness_raw))
     values = head.dequantize(raw[rows, cols, anchor])
-    objectness = _sigmoid(values[:, 4])
+    objectness = activate(values[:, 4])
     keep = objectness > threshold  # exact test after dequantization
     rows, cols, anchor, values, objectness = rows[keep], cols[keep], anchor[keep], values[keep], objectness[keep]
     scale = np.float32(spec.scale_x_y)
-    offset = _sigmoid(values[:, :2]) * scale - (scale - 1) / 2
+    offset = activate(values[:, :2]) * scale - (scale - 1) / 2
     anchors = np.asarray(meta.anchors, np.float32)[np.asarray(spec.mask)[anchor]]
     net_w, net_h = meta.input_size
+    size = values[:, 2:4] * values[:, 2:4] * 4 if spec.new_coords else np.exp(values[:, 2:4])
     boxes = np.stack([(cols + offset[:, 0]) / grid_w, (rows + offset[:, 1]) / grid_h,
-                      np.exp(values[:, 2]) * anchors[:, 0] / net_w,
-                      np.exp(values[:, 3]) * anchors[:, 1] / net_h], axis=1)
-    probabilities = objectness[:, None] * _sigmoid(values[:, 5:])
+                      size[:, 0] * anchors[:, 0] / net_w, size[:, 1] * anchors[:, 1] / net_h], axis=1)
+    probabilities = objectness[:, None] * activate(values[:, 5:])
     return boxes, probabilities
 
 

@@ -65,11 +65,21 @@ class Timing:
         return self.pre + self.invoke + self.post
 
 
+def postprocess(heads: list, meta: YoloMeta, box, threshold: float, iou: float, nms_kind: str | None = None
+                ) -> Detections:
+    """Darknet's post-processing of raw heads (in ``meta.heads`` order): decode, the model's NMS (or
+    ``nms_kind``, "iou" or "diou"), boxes clipped to the image."""
+    kind = nms_kind or meta.nms
+    detections = nms(decode(heads, meta, box, threshold), iou, kind, meta.nms_beta, box.image_size)
+    return clip_boxes(detections, box.image_size)
+
+
 class Detector:
     """``detector(image_bgr)`` → (Detections in image pixels, Timing in ms)."""
 
-    def __init__(self, model: Model, meta: YoloMeta, threshold: float = 0.25, iou: float = 0.45):
-        self.model, self.meta, self.threshold, self.iou = model, meta, threshold, iou
+    def __init__(self, model: Model, meta: YoloMeta, threshold: float = 0.25, iou: float = 0.45,
+                 nms_kind: str | None = None):
+        self.model, self.meta, self.threshold, self.iou, self.nms_kind = model, meta, threshold, iou, nms_kind
         if tuple(meta.input_size) != model.input_size:
             print(f"warning: metadata input size {meta.input_size} differs from the model's {model.input_size}; "
                   "using the model's", file=sys.stderr)
@@ -77,8 +87,7 @@ class Detector:
 
     def postprocess(self, outputs, box) -> Detections:
         heads = [outputs[tuple(head.grid)] for head in self.meta.heads]
-        detections = nms(decode(heads, self.meta, box, self.threshold), self.iou)
-        return clip_boxes(detections, box.image_size)
+        return postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
 
     def __call__(self, image_bgr: np.ndarray) -> tuple[Detections, Timing]:
         outputs, box, pre, invoke, setup = self.model.timed_run(image_bgr)

@@ -10,7 +10,6 @@ on the CPU. edgetpu_compiler has the final word; this check tells you before you
 """
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path

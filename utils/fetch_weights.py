@@ -8,7 +8,6 @@ known sha256; the file lands in the cache only when it matches.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import subprocess

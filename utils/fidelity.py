@@ -8,18 +8,17 @@ reference detection loosely. The quantizer prints the same report against its fl
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .decode import Detections, HeadOutput, clip_boxes, decode
 from .console import add_verbose, quiet_libraries
-from .detector import Detector, resolve_meta
+from .decode import Detections, HeadOutput
+from .detector import Detector, postprocess, resolve_meta
 from .errors import ArgumentParser, UserError, run_cli
 from .images import find_images, read_image
-from .nms import iou_matrix, nms
+from .nms import iou_matrix
 from .preprocess import Preprocessor
 from .runtime import Model
 from .yolo_meta import YoloMeta
@@ -86,8 +85,7 @@ def keras_detect(model, meta: YoloMeta, image: np.ndarray, threshold: float = 0.
     outputs = model(tensor, training=False)
     outputs = [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
     by_grid = {(o.shape[2], o.shape[1]): HeadOutput(o) for o in outputs}
-    heads = [by_grid[tuple(h.grid)] for h in meta.heads]
-    return clip_boxes(nms(decode(heads, meta, box, threshold)), box.image_size)
+    return postprocess([by_grid[tuple(h.grid)] for h in meta.heads], meta, box, threshold, 0.45)
 
 
 def compare(reference_detect, candidate_detect, images: list[np.ndarray]) -> Fidelity:

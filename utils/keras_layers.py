@@ -50,3 +50,21 @@ class ChannelGroup(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups, "group_id": self.group_id}
+
+
+@keras.saving.register_keras_serializable(package="tinyyolo")
+class ChannelSlice(keras.layers.Layer):
+    """Channels ``start`` to ``stop``: the overlap Darknet's [shortcut] adds when channel counts differ."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = int(start), int(stop)
+
+    def call(self, inputs):
+        return inputs[..., self.start:self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.stop - self.start)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}

@@ -1,14 +1,26 @@
-"""Per-class non-maximum suppression with Darknet's greedy semantics (``do_nms_sort``), vectorised."""
+"""Per-class non-maximum suppression with Darknet's greedy semantics, vectorised in blocks.
+
+Darknet (``box.c``) sorts each class by score and lets every box that is still kept suppress the
+later boxes that overlap it too much; a suppressed box suppresses nothing. The overlap is IoU
+(``do_nms_sort``) or, for models whose ``[yolo]`` sets ``nms_kind``, DIoU-NMS (``diounms_sort``):
+``IoU - (d^2 / c^2) ** beta``, with ``d`` the distance between the centres and ``c`` the diagonal of
+the box enclosing both, measured as Darknet measures them: relative to the image's width and height.
+
+Only boxes of similar size and nearby centres can suppress each other, so the pairs to measure
+come from sweeps over boxes sorted by centre x within horizontal bands, in chunks of bounded size, and the greedy pass walks the few pairs that
+overlap too much: memory stays bounded and the work small even when an untrained model gives
+tens of thousands of candidates.
+"""
 from __future__ import annotations
+
+from typing import Iterator
 
 import numpy as np
 
 from .decode import Detections
 
-# Above this many candidates the pairwise matrix gets large; then each class gets a greedy pass
-# over its kept boxes (each a vector operation). It only happens with nonsense inputs (random
-# weights, a threshold near 0).
-MATRIX_LIMIT = 2048
+PAIR_CHUNK = 1 << 20  # pairs measured at once: bounds memory whatever the candidate count
+STRIPS_FROM = 1024  # boxes in a class from which the sweep runs in horizontal bands (measured)
 
 
 def iou_matrix(boxes: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
@@ -23,46 +35,118 @@ def iou_matrix(boxes: np.ndarray, others: np.ndarray | None = None) -> np.ndarra
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _keep_by_matrix(boxes: np.ndarray, classes: np.ndarray, threshold: float) -> np.ndarray:
-    """Greedy per-class NMS of score-sorted boxes as a fixed point of matrix operations.
+def _sweep(keys: np.ndarray, windows: np.ndarray, limit: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs (i, j) with keys[i] <= keys[j] <= keys[i] + windows[i], each once, in chunks of about
+    ``limit`` pairs (i, j index ``keys``)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    ends = np.searchsorted(ordered, ordered + windows[order], side="right")
+    counts = np.maximum(ends - np.arange(1, len(keys) + 1), 0)
+    totals = np.cumsum(counts)
+    first = 0
+    while first < len(keys):
+        last = max(int(np.searchsorted(totals, (totals[first - 1] if first else 0) + limit, side="right")), first + 1)
+        chunk = counts[first:last]
+        position = np.repeat(np.arange(first, last), chunk)
+        step = np.arange(chunk.sum()) - np.repeat(np.cumsum(chunk) - chunk, chunk)
+        yield order[position], order[position + 1 + step]
+        first = last
 
-    Box ``j`` is dropped when a *kept* earlier box of its class overlaps it by more than the
-    threshold. Iterating that rule from "keep all" settles at least one more box (in order) per pass.
+
+def _candidate_pairs(boxes: np.ndarray, threshold: float, limit: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """A superset of the pairs whose IoU can exceed ``threshold``, each once, in chunks.
+
+    With widths M >= m, IoU > t needs an x overlap of at least t * M, so |dcx| <= (M + m) / 2 - t * M
+    <= reach * m, with reach = max(1/2, (1 - t) / (2 t)); the same holds for heights and centre y.
+    Boxes go into horizontal strips of height S: a pair with a "short" box (reach * h <= S) lies in
+    one strip or two adjacent ones, so a sweep over centre x runs in each band of two strips (a
+    pair counted in the band of its lower strip); pairs of two tall boxes get a sweep of their own.
     """
-    same_class = classes[:, None] == classes[None, :]
-    suppresses = np.triu(same_class & (iou_matrix(boxes) > threshold), k=1)
+    reach = np.float32(max(0.5, (1 - threshold) / (2 * threshold)))
+    centre_x, centre_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    if len(boxes) <= STRIPS_FROM:  # strips pay only for many boxes
+        yield from _sweep(centre_x, reach * width, limit)
+        return
+    strip_height = max(float(reach * np.quantile(height, 0.75)), 1e-9)
+    strip = np.floor((centre_y - centre_y.min()) / strip_height).astype(np.int64)
+    tall = np.flatnonzero(reach * height > strip_height)
+    for i, j in _sweep(centre_x[tall], reach * width[tall], limit):
+        yield tall[i], tall[j]
+    # Each box joins the band of its own strip and the band below; keys keep bands apart.
+    span = float(centre_x.max() - centre_x.min() + reach * width.max()) + 1.0
+    members = np.concatenate([np.arange(len(boxes)), np.arange(len(boxes))])
+    bands = np.concatenate([strip, strip - 1])
+    keys = bands * span + (centre_x[members] - centre_x.min())
+    is_tall = reach * height > strip_height
+    for i, j in _sweep(keys, reach * width[members], limit):
+        band = bands[i]
+        a, b = members[i], members[j]
+        own = (np.minimum(strip[a], strip[b]) == band) & ~(is_tall[a] & is_tall[b]) & (a != b)
+        yield a[own], b[own]
+
+
+def _suppressions(boxes: np.ndarray, threshold: float, kind: str, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """(earlier, later) score ranks of the pairs whose overlap exceeds ``threshold``. Only pairs that
+    can qualify are measured: near in x (``_candidate_pairs``), then near in y by the same bound;
+    IoU > t is tested as ``inter * (1 + t) > t * (area_a + area_b)``, and DIoU > t needs IoU > t
+    first (its penalty is never negative), so the penalty is computed for those pairs alone."""
+    t = np.float32(threshold)
+    reach = np.float32(max(0.5, (1 - threshold) / (2 * threshold)))
+    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
+    centre_x, centre_y, height = (x1 + x2) / 2, (y1 + y2) / 2, y2 - y1
+    area = np.maximum(x2 - x1, 0) * np.maximum(height, 0)
+    earlier, later = [], []
+    for i, j in _candidate_pairs(boxes, threshold, PAIR_CHUNK):
+        near = np.abs(centre_y[i] - centre_y[j]) <= reach * np.minimum(height[i], height[j])
+        i, j = i[near], j[near]
+        inter = (np.maximum(np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j]), 0)
+                 * np.maximum(np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j]), 0))
+        over = inter * (1 + t) > t * (area[i] + area[j])
+        i, j, inter = i[over], j[over], inter[over]
+        if kind == "diou":  # box_diounms on these pairs: IoU - (d^2 / c^2) ** beta; c > 0 as they overlap
+            iou = inter / (area[i] + area[j] - inter)
+            distance = (centre_x[i] - centre_x[j]) ** 2 + (centre_y[i] - centre_y[j]) ** 2
+            diagonal = ((np.maximum(x2[i], x2[j]) - np.minimum(x1[i], x1[j])) ** 2
+                        + (np.maximum(y2[i], y2[j]) - np.minimum(y1[i], y1[j])) ** 2)
+            close = iou - (distance / diagonal) ** np.float32(beta) > t
+            i, j = i[close], j[close]
+        earlier.append(np.minimum(i, j))
+        later.append(np.maximum(i, j))
+    return np.concatenate(earlier), np.concatenate(later)
+
+
+def _keep_class(boxes: np.ndarray, threshold: float, kind: str, beta: float) -> np.ndarray:
+    """Darknet's greedy pass over one class's score-ordered boxes: each box still kept suppresses
+    the later boxes it overlaps too much."""
     keep = np.ones(len(boxes), bool)
-    for _ in range(len(boxes)):
-        updated = ~(suppresses & keep[:, None]).any(axis=0)
-        if np.array_equal(updated, keep):
-            break
-        keep = updated
+    earlier, later = _suppressions(boxes, threshold, kind, beta)
+    order = np.argsort(earlier, kind="stable")
+    earlier, later = earlier[order], later[order]
+    sources, starts = np.unique(earlier, return_index=True)
+    ends = np.r_[starts[1:], len(earlier)]
+    for source, start, end in zip(sources.tolist(), starts.tolist(), ends.tolist()):
+        if keep[source]:
+            keep[later[start:end]] = False
     return keep
 
 
-def _keep_greedy(boxes: np.ndarray, threshold: float) -> np.ndarray:
-    """The same result, one kept box at a time: memory linear in the box count."""
-    keep = np.zeros(len(boxes), bool)
-    remaining = np.arange(len(boxes))
-    while remaining.size:
-        first, rest = remaining[0], remaining[1:]
-        keep[first] = True
-        remaining = rest[iou_matrix(boxes[first:first + 1], boxes[rest])[0] <= threshold]
-    return keep
-
-
-def nms(detections: Detections, iou_threshold: float = 0.45) -> Detections:
-    """Keep, per class, each box not overlapping a higher-scoring kept box by more than the threshold.
-
-    Returns the kept detections by descending score.
-    """
+def nms(detections: Detections, iou_threshold: float = 0.45, kind: str = "iou", beta: float = 0.6,
+        image_size: tuple[int, int] = (1, 1)) -> Detections:
+    """Keep, per class, each box that no higher-scoring kept box of its class overlaps by more than the
+    threshold. ``kind`` is "iou" or "diou" (then ``beta`` and ``image_size``, for Darknet's relative
+    coordinates). Returns the kept detections by descending score."""
     if len(detections) < 2:
         return detections
-    ranked = detections.take(np.argsort(-detections.scores, kind="stable"))
-    if len(ranked) <= MATRIX_LIMIT:
-        return ranked.take(np.flatnonzero(_keep_by_matrix(ranked.boxes, ranked.class_ids, iou_threshold)))
-    keep = np.zeros(len(ranked), bool)
-    for class_id in np.unique(ranked.class_ids):
-        members = np.flatnonzero(ranked.class_ids == class_id)
-        keep[members] = _keep_greedy(ranked.boxes[members], iou_threshold)
-    return ranked.take(np.flatnonzero(keep))
+    boxes = detections.boxes
+    if kind == "diou":  # Darknet measures the DIoU penalty relative to the image's width and height
+        boxes = boxes / np.array([*image_size, *image_size], np.float32)
+    order = np.lexsort((-detections.scores, detections.class_ids))  # by class, then descending score
+    classes = detections.class_ids[order]
+    starts = np.flatnonzero(np.r_[True, classes[1:] != classes[:-1], True])
+    keep = np.zeros(len(detections), bool)
+    for first, last in zip(starts[:-1], starts[1:]):
+        members = order[first:last]
+        keep[members] = _keep_class(boxes[members], iou_threshold, kind, beta)
+    by_score = np.argsort(-detections.scores, kind="stable")
+    return detections.take(by_score[keep[by_score]])

@@ -85,8 +85,16 @@ def _set_range(tensor: schema.TensorT, low: float, high: float) -> None:
     tensor.quantization.min = tensor.quantization.max = None
 
 
-def fix_output_ranges(model: schema.ModelT, output_range: tuple[float, float]) -> None:
-    """Give every quantized head output (and the int8 tensor feeding it) the range ``output_range``.
+def logit_heads(meta: YoloMeta) -> set[tuple[int, int]]:
+    """Grids of the heads that output logits. A ``new_coords`` head ends in LOGISTIC, whose int8
+    output TFLite fixes to [0, 1] (scale 1/256): those keep their own quantization."""
+    return {tuple(h.grid) for h in meta.heads if not h.new_coords}
+
+
+def fix_output_ranges(model: schema.ModelT, output_range: tuple[float, float],
+                      grids: set[tuple[int, int]] | None = None) -> None:
+    """Give every quantized head output (and the int8 tensor feeding it) the range ``output_range``,
+    or only the heads whose (grid_w, grid_h) is in ``grids``.
 
     Kernels derive their requantization from these parameters, so the head convolutions simply
     write with a finer step; logits outside the range saturate, where they cannot change a detection.
@@ -95,6 +103,9 @@ def fix_output_ranges(model: schema.ModelT, output_range: tuple[float, float]) -
     producers = {out: op for op in graph.operators for out in op.outputs}
     eight_bit = (schema.TensorType.INT8, schema.TensorType.UINT8)
     for output in graph.outputs:
+        shape = graph.tensors[output].shape
+        if grids is not None and (int(shape[2]), int(shape[1])) not in grids:
+            continue
         chain = [output]
         op = producers.get(output)
         name = tflite_model.OP_NAMES[tflite_model.builtin_code(model.operatorCodes[op.opcodeIndex])]
@@ -112,7 +123,7 @@ def finish(tflite: bytes, meta: YoloMeta, output: Path, output_range: tuple[floa
     """Embed the YOLO metadata (and fix head ranges) and write ``output`` atomically."""
     model = schema.ModelT.InitFromPackedBuf(tflite, 0)
     if output_range:
-        fix_output_ranges(model, output_range)
+        fix_output_ranges(model, output_range, logit_heads(meta))
     tflite_model.set_metadata(model, METADATA_NAME, meta.to_json().encode())
     tflite_model.save(model, output, check=True)
 
@@ -127,6 +138,7 @@ def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.nda
     """
     from .runtime import Model
     quantized = Model(tflite_path)
+    fixed = logit_heads(quantized.meta) if quantized.meta else set(quantized.outputs)
     float_pre = Preprocessor(net_size)
     sums: dict[tuple[int, int], list[float]] = {}
     for image in images:
@@ -137,7 +149,7 @@ def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.nda
         for ref in reference:
             ref = np.asarray(ref)
             grid = (ref.shape[2], ref.shape[1])
-            if output_range:
+            if output_range and grid in fixed:
                 ref = np.clip(ref, *output_range)
             head = outputs[grid]
             delta = np.abs(head.dequantize(head.data) - ref)

@@ -23,6 +23,7 @@ class Head:
     mask: list[int]
     grid: tuple[int, int]          # (width, height) in cells
     scale_x_y: float = 1.0
+    new_coords: bool = False       # the head is already logistic; w, h are (2 v)^2 * anchor (YOLOv7)
 
 
 @dataclass
@@ -35,6 +36,9 @@ class YoloMeta:
     # Fixed (lo, hi) logit range of the quantized heads, or None (see utils/quantize.py).
     output_range: tuple[float, float] | None = None
     extras: dict = field(default_factory=dict)
+    # Darknet's NMS for this model: "iou" (do_nms_sort) or "diou" (diounms_sort, with this exponent).
+    nms: str = "iou"
+    nms_beta: float = 0.6
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -43,12 +47,13 @@ class YoloMeta:
     def from_json(cls, text: str, source: str = "metadata") -> "YoloMeta":
         try:
             data = json.loads(text)
-            heads = [Head(list(h["mask"]), tuple(h["grid"]), float(h.get("scale_x_y", 1.0)))
-                     for h in data["heads"]]
+            heads = [Head(list(h["mask"]), tuple(h["grid"]), float(h.get("scale_x_y", 1.0)),
+                          bool(h.get("new_coords", False))) for h in data["heads"]]
             rng = data.get("output_range")
             meta = cls(tuple(data["input_size"]), int(data["classes"]),
                        [tuple(a) for a in data["anchors"]], heads, data.get("leaky", "keep"),
-                       tuple(rng) if rng else None, data.get("extras", {}))
+                       tuple(rng) if rng else None, data.get("extras", {}), str(data.get("nms", "iou")),
+                       float(data.get("nms_beta", 0.6)))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise UserError(f"{source}: not valid YOLO metadata ({type(error).__name__}: {error})") from None
         problem = meta.problem()
@@ -73,6 +78,8 @@ class YoloMeta:
                 return f"mask {head.mask} does not fit {len(self.anchors)} anchors"
             if not positive_pair(head.grid) or not all(isinstance(g, int) for g in head.grid):
                 return f"grid {list(head.grid)} is not two positive integers"
+        if self.nms not in ("iou", "diou") or not 0 < self.nms_beta <= 10:
+            return f"nms {self.nms!r} with beta {self.nms_beta} is not 'iou' or 'diou' with 0 < beta <= 10"
         if self.output_range is not None and not (len(self.output_range) == 2
                                                   and self.output_range[0] < 0 < self.output_range[1]):
             return f"output_range {list(self.output_range)} is not LOW < 0 < HIGH"
