@@ -43,6 +43,7 @@ test-fast: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/bench.py
 	$(PY) bench/fidelity.py
+	$(PY) bench/models.py
 
 clean:
 	rm -rf $(OUT)

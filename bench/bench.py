@@ -25,7 +25,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from utils.detector import Detector  # noqa: E402
 from utils.draw import draw_detections  # noqa: E402
@@ -98,7 +97,7 @@ def time_opencv(weights: Path, reps: int, warmup: int) -> tuple:
 
 
 def time_darknet(weights: Path, reps: int) -> tuple | str:
-    import darknet_ref
+    from utils import darknet_ref
     if not darknet_ref.available():
         return "not installed (apt-get install darknet)"
     net = darknet_ref.Darknet(CFG, weights)

@@ -25,9 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import sample_paths  # noqa: E402
+from utils.darknet_ref import reference_photos as sample_paths  # noqa: E402
 from utils import edgetpu_check, fidelity  # noqa: E402
 from utils.fetch_weights import fetch_weights  # noqa: E402
 from utils.images import read_image  # noqa: E402

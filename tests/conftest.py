@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MODEL_DATA = ROOT / "model_data"
-DARKNET_DATA = Path("/usr/share/darknet/data")
+
+from utils.darknet_ref import reference_photos  # noqa: E402
 
 
 def pytest_configure(config):
@@ -68,10 +69,7 @@ def coco_names() -> Path:
 
 def sample_paths() -> list[Path]:
     """The repository's photos, plus Darknet's own when Debian's darknet is installed."""
-    paths = sorted((MODEL_DATA / "samples").glob("*.jpg"))
-    names = {p.name for p in paths}
-    paths += [p for p in sorted(DARKNET_DATA.glob("*.jpg")) if p.name not in names]
-    return paths
+    return reference_photos()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-import darknet_ref
+from utils import darknet_ref
 from conftest import MODEL_DATA, assert_user_error, match, run_script, sample_paths, sized_cfg_text
 from helpers import tflite_detections
 from utils import tflite_model

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-import darknet_ref
+from utils import darknet_ref
 from conftest import sample_paths
 from utils.decode import Detections, HeadOutput, clip_boxes, decode, to_image_boxes
 from utils.nms import nms

@@ -1,4 +1,5 @@
-"""Darknet itself as a reference: Debian's ``libdarknet.so`` through ctypes."""
+"""Darknet itself as a reference, for the tests and benchmarks: Debian's ``libdarknet.so`` through
+ctypes, and the photos the comparisons run on (the repository's samples, plus Darknet's own)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +11,15 @@ from pathlib import Path
 import numpy as np
 
 LIBRARY = Path("/usr/lib/darknet/libdarknet.so")
+DARKNET_DATA = Path("/usr/share/darknet/data")
+SAMPLES = Path(__file__).resolve().parents[1] / "model_data" / "samples"
+
+
+def reference_photos() -> list[Path]:
+    """The repository's sample photos, plus Darknet's own when Debian's darknet is installed."""
+    paths = sorted(SAMPLES.glob("*.jpg"))
+    names = {p.name for p in paths}
+    return paths + [p for p in sorted(DARKNET_DATA.glob("*.jpg")) if p.name not in names]
 
 
 class Image(ctypes.Structure):
