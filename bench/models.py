@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every supported Darknet model on this machine: size, Edge TPU fit, CPU time; and NMS under load.
 
-    python bench/models.py            # all models (about 15 minutes: it quantizes each twice)
+    python bench/models.py            # all models (about 45 minutes here: it quantizes each twice)
     python bench/models.py --tiny     # Tiny YOLOv3 and YOLOv7-tiny only, few samples
 
 For each cfg: convert (real weights for Tiny YOLOv3, random weights in Darknet's layout for the
