@@ -21,7 +21,7 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 
 
 def _python_stream(fd: int, like: io.TextIOBase) -> io.TextIOWrapper:
-    """A text stream on a duplicate of ``fd``, buffered like ``like``."""
+    """A line-buffered text stream on a duplicate of ``fd``, with ``like``'s encoding."""
     return io.TextIOWrapper(os.fdopen(os.dup(fd), "wb"), encoding=like.encoding, errors=like.errors,
                             line_buffering=True)  # our lines in order with the progress bars
 
