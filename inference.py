@@ -15,10 +15,12 @@ import json
 import os
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from utils.console import add_verbose, quiet_libraries
 from utils.errors import ArgumentParser, UserError, graceful_interrupt, run_cli
+from utils.interpreters import KERNELS
 
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 
@@ -27,23 +29,28 @@ def parse_args() -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--model", required=True, type=Path, help=".tflite model (or _edgetpu.tflite with --edge_tpu)")
+    parser.add_argument("--model", type=Path, help=".tflite model (or _edgetpu.tflite with --edge_tpu)")
     parser.add_argument("--anchors", type=Path, help="anchors: classic 'w,h, w,h, ...' file or a _yolo.json "
                         "(only for models without embedded metadata)")
-    parser.add_argument("--classes", required=True, type=Path, help="class names, one per line")
+    parser.add_argument("--classes", type=Path, help="class names, one per line")
     parser.add_argument("-t", "--threshold", type=float, default=0.25, help="score threshold (default: %(default)s)")
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default: %(default)s)")
     parser.add_argument("--nms", choices=("greedy", "diou"), help="NMS rule: greedy (Darknet's do_nms_sort, IoU) "
                         "or diou (diounms_sort, for models whose [yolo] sets nms_kind) (default: the model's own)")
     parser.add_argument("--edge_tpu", action="store_true", help="run on a Coral Edge TPU (needs libedgetpu)")
-    parser.add_argument("--device", help="Edge TPU device, e.g. usb:0 or pci:0 (default: the first found)")
+    parser.add_argument("--device", help="Edge TPU(s): usb:0, pci:0, a list usb:0,usb:1 (frames are dealt "
+                        "round-robin, results stay in order) or all (default: the first found)")
+    parser.add_argument("--list-devices", action="store_true", help="print the Edge TPUs the runtime sees and exit")
     parser.add_argument("--quant", action="store_true", help="expect a quantized model (checked against the model)")
     parser.add_argument("--runtime", choices=("auto", "litert", "tflite_runtime", "tensorflow"), default="auto",
                         help="TFLite runtime (default: LiteRT, falling back to tflite_runtime, then TensorFlow)")
+    parser.add_argument("--kernels", choices=KERNELS, help="CPU kernels: xnnpack (fastest), builtin (TFLite's "
+                        "own; tflite_runtime's only int8 kernels) or reference (slow); int8 results differ "
+                        "slightly between them (default: xnnpack, builtin on tflite_runtime)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help=f"CPU threads for the interpreter and the pre-processing, 1 to {MAX_THREADS} "
                              "(4 x the cores) (default: all %(default)s cores)")
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--cam", nargs="?", const=0, type=int, metavar="INDEX", help="camera index (default: 0)")
     source.add_argument("--image", nargs="+", metavar="PATH", help="image files or directories")
     source.add_argument("--video", type=Path, help="video file")
@@ -55,6 +62,15 @@ def parse_args() -> argparse.Namespace:
     parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (each named on stderr, the "
                       "others processed); 2 bad input, nothing done; 130 interrupted (outputs completed).")
     args = parser.parse_args()
+    if args.list_devices:
+        return args
+    missing = [flag for flag, value in (("--model", args.model), ("--classes", args.classes)) if value is None]
+    if not (args.cam is not None or args.image or args.video):
+        missing.append("one of --cam, --image, --video")
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+    if args.device and not args.edge_tpu:
+        parser.error("--device names an Edge TPU: add --edge_tpu")
     if not 0 < args.threshold < 1:
         parser.error("-t must be between 0 and 1")
     if not 0 < args.iou <= 1:
@@ -65,28 +81,36 @@ def parse_args() -> argparse.Namespace:
 
 
 def load(args: argparse.Namespace):
-    from utils.detector import Detector, check_classes, read_class_names, resolve_meta
-    from utils.runtime import Model
+    from utils.detector import Detector
 
-    names = read_class_names(args.classes)
-    model = Model(args.model, args.runtime, args.threads, args.edge_tpu, args.device)
-    if args.quant and not model.quantized:
+    detector = Detector(args.model, args.classes, args.threshold, args.iou, runtime=args.runtime,
+                        kernels=args.kernels, threads=args.threads, edge_tpu=args.edge_tpu, device=args.device,
+                        anchors=args.anchors, nms=args.nms)
+    if args.quant and not detector.engine.quantized:
         raise UserError(f"--quant given, but model {args.model} has a float32 input: quantize it with "
                         "keras_to_tflite_quant.py or drop --quant")
-    if args.edge_tpu and not model.compiled:
+    if args.edge_tpu and not detector.engine.compiled:
         print(f"warning: {args.model} is not compiled for the Edge TPU, so it runs on the CPU; compile it "
               "with edgetpu_compiler", file=sys.stderr)
-    meta = resolve_meta(model, args.anchors)
-    check_classes(meta, names, args.classes)
-    nms_kind = {"greedy": "iou", "diou": "diou", None: None}[args.nms]
-    return Detector(model, meta, args.threshold, args.iou, nms_kind), names
+    return detector, detector.names
+
+
+def list_devices() -> int:
+    from utils.edgetpu import library_name, list_devices
+
+    devices = list_devices()
+    for name, path in devices:
+        print(f"{name}\t{path}")
+    print(f"{len(devices)} Edge TPU{'s' if len(devices) != 1 else ''} ({library_name()})", file=sys.stderr)
+    return 0
 
 
 def record(frame, detections, timing, names) -> dict:
     ms = {"pre": round(timing.pre, 3), "invoke": round(timing.invoke, 3), "post": round(timing.post, 3)}
     if timing.setup:
         ms["setup"] = round(timing.setup, 3)
-    return {"source": frame.source, "frame": frame.index,
+    device = {"device": timing.device} if timing.device else {}
+    return {"source": frame.source, "frame": frame.index, **device,
             "detections": [{"class_id": int(c), "label": names[c], "score": round(float(s), 4),
                             "box": [round(float(v), 1) for v in b]}
                            for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids)],
@@ -96,6 +120,8 @@ def record(frame, detections, timing, names) -> dict:
 def main() -> int:
     args = parse_args()
     quiet_libraries(args.verbose)
+    if args.list_devices:
+        return list_devices()
     from utils import media
     from utils.draw import draw_detections, draw_fps
     from utils.images import find_image_entries
@@ -130,9 +156,8 @@ def main() -> int:
     totals, setup, count, started = [0.0, 0.0, 0.0], 0.0, 0, time.perf_counter()
     keep_video = False  # an error discards the video; the end of the stream or Ctrl-C completes it
     try:
-        with graceful_interrupt() as interrupted:
-            for frame in frames:
-                detections, timing = detector(frame.image)
+        with graceful_interrupt() as interrupted, closing(detector.detect_stream(frames, lambda f: f.image)) as results:
+            for frame, detections, timing in results:
                 count += 1
                 totals = [totals[0] + timing.pre, totals[1] + timing.invoke, totals[2] + timing.post]
                 setup += timing.setup
@@ -173,11 +198,11 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     if count:
         pre, invoke, post = (t / count for t in totals)
-        once = f"; set-up, not counted: first invoke {detector.model.warmup_ms:.1f} ms" + (
+        once = f"; set-up, not counted: first invoke {detector.engine.warmup_ms:.1f} ms" + (
             f", resize graphs {setup:.1f} ms" if setup else "")
         log(f"{count} {'frames' if stream else 'images'}: pre {pre:.2f} ms, invoke {invoke:.2f} ms, "
-            f"post {post:.2f} ms per frame{once}; {count / elapsed:.1f} FPS overall ({detector.model.runtime}"
-            f"{', Edge TPU' if args.edge_tpu else ''})")
+            f"post {post:.2f} ms per frame{once}; {count / elapsed:.1f} FPS overall ({detector.engine.runtime}"
+            f", {detector.engine.kernels} kernels{', Edge TPU' if args.edge_tpu else ''})")
     if args.image:
         summary = f"{len(paths)} images, {len(unreadable)} unreadable"
         if not count:

@@ -98,6 +98,7 @@ def main() -> int:
     from tqdm import tqdm
 
     from utils import calibration, edgetpu_check, fidelity, quantize
+    from utils.detector import Detector
 
     started = time.perf_counter()
     model = quantize.load_keras_model(args.model)
@@ -138,9 +139,9 @@ def main() -> int:
     print(f"Quantization error on {len(images)} images (dequantized int8 heads vs the float Keras model{clipped}):")
     for grid, mean, peak in quantize.head_errors(model, args.output, images, meta.input_size, output_range):
         print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
-    int8 = fidelity.tflite_detector(args.output)
+    int8 = Detector(args.output)
     print(fidelity.compare(lambda image: fidelity.keras_detect(model, meta, image),
-                           lambda image: int8(image)[0], images).format())
+                           int8.detect, images).format())
     print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 1 if args.strict and not report.all_mapped else 0
 

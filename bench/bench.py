@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 from utils.detector import Detector  # noqa: E402
 from utils.draw import draw_detections  # noqa: E402
 from utils.fetch_weights import fetch_weights  # noqa: E402
-from utils.runtime import Model  # noqa: E402
 
 CFG = ROOT / "model_data" / "yolov3-tiny.cfg"
 PHOTO = ROOT / "model_data" / "samples" / "dog.jpg"
@@ -55,14 +54,13 @@ def stats(samples: list[float]) -> tuple[float, float, float]:
 
 def time_stages(model_path: Path, threads: int, runtime: str, reps: int, warmup: int) -> dict[str, tuple]:
     """Per-frame stage times in ms on the sample photo (image already decoded)."""
-    model = Model(model_path, runtime=runtime, threads=threads)
-    detector = Detector(model, model.meta)
+    detector = Detector(model_path, runtime=runtime, threads=threads)
     image = cv2.imread(str(PHOTO))
     for _ in range(warmup):
-        detector(image)
+        detector.detect_timed(image)
     rows: dict[str, list[float]] = {"pre": [], "invoke": [], "post": [], "draw": [], "frame": [], "pre alone": []}
     for _ in range(reps):
-        detections, timing = detector(image)
+        detections, timing = detector.detect_timed(image)
         start = time.perf_counter()
         draw_detections(image.copy(), detections, NAMES)
         rows["draw"].append((time.perf_counter() - start) * 1e3)
@@ -74,7 +72,7 @@ def time_stages(model_path: Path, threads: int, runtime: str, reps: int, warmup:
     # invoke(), which has pushed its buffers out of the L2 cache.
     for _ in range(reps):
         start = time.perf_counter()
-        model.preprocess(image)
+        detector.adapters[0].prepare(image)
         rows["pre alone"].append((time.perf_counter() - start) * 1e3)
     return {k: stats(v) for k, v in rows.items()}
 

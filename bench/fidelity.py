@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.darknet_ref import reference_photos as sample_paths  # noqa: E402
+from utils.detector import Detector  # noqa: E402
 from utils import edgetpu_check, fidelity  # noqa: E402
 from utils.fetch_weights import fetch_weights  # noqa: E402
 from utils.images import read_image  # noqa: E402
+from utils.yolo_adapter import postprocess  # noqa: E402
 from utils.yolo_meta import load_meta_file, sidecar_paths  # noqa: E402
 
 
@@ -38,19 +40,20 @@ JITTERS = 8
 
 def jittered(detector, image, seed: int):
     """Detections with 0.01 % of the 8-bit input values moved by one step (seeded)."""
-    tensor, box = detector.model.preprocess(image)
+    adapter = detector.adapters[0]
+    tensor, box = adapter.prepare(image)
     values = tensor.copy().reshape(-1)
     rng = np.random.default_rng(seed)
     index = rng.choice(values.size, values.size // 10000, replace=False)
     limits = np.iinfo(values.dtype)
     values[index] = np.clip(values[index].astype(np.int64) + rng.choice([-1, 1], index.size), limits.min, limits.max)
-    return detector.postprocess(detector.model.run(values.reshape(tensor.shape)), box)
+    return postprocess(adapter.run(values.reshape(tensor.shape)), detector.meta, box, detector.threshold, detector.iou)
 
 
 def frame_ms(detector, image, reps: int) -> float:
     for _ in range(3):
-        detector(image)
-    return float(np.median([detector(image)[1].total for _ in range(reps)]))
+        detector.detect_timed(image)
+    return float(np.median([detector.detect_timed(image)[1].total for _ in range(reps)]))
 
 
 def main() -> int:
@@ -78,10 +81,10 @@ def main() -> int:
                 subprocess.run([sys.executable, "keras_to_tflite_quant.py", str(h5), str(out), "--dataset",
                                 *map(str, paths), "--num-samples", samples] + ([] if fixed else ["--no-fixed-range"]),
                                cwd=ROOT, check=True, capture_output=True)
-                detector = fidelity.tflite_detector(out, threads=2)
+                detector = Detector(out, threads=2)
                 report = fidelity.Fidelity()
                 for i, image in enumerate(images):
-                    fidelity.add_image(report, reference[i], detector(image)[0])
+                    fidelity.add_image(report, reference[i], detector.detect(image))
                 noise = []
                 for seed in range(JITTERS):
                     jitter = fidelity.Fidelity()

@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT))
 from utils import edgetpu_check  # noqa: E402
 from utils.darknet_cfg import conv_layouts, parse_cfg  # noqa: E402
 from utils.darknet_weights import write_weights  # noqa: E402
-from utils.decode import Detections  # noqa: E402
+from utils.yolo_types import Detections  # noqa: E402
 from utils.fetch_weights import fetch_weights  # noqa: E402
 from utils.nms import nms  # noqa: E402
 from utils.preprocess import letterbox_float  # noqa: E402
-from utils.runtime import Model  # noqa: E402
+from utils.detector import Detector  # noqa: E402
 
 MODELS = ("yolov3-tiny", "yolov3-tiny-prn", "yolov4-tiny", "yolov4-tiny-3l", "yolov7-tiny", "yolov3", "yolov3-spp")
 PHOTO = ROOT / "model_data" / "samples" / "dog.jpg"
@@ -56,11 +56,11 @@ def build(name: str, leaky: str, weights: Path, workdir: Path, samples: int) -> 
 
 
 def cpu_ms(path: Path, reps: int) -> float:
-    model = Model(path, threads=2)
+    adapter = Detector(path, threads=2).adapters[0]
     image = cv2.imread(str(PHOTO))
     times = []
     for _ in range(reps + 3):
-        _, _, pre, invoke, _ = model.timed_run(image)
+        _, _, pre, invoke, _ = adapter.timed_run(image)
         times.append(pre + invoke)
     return float(np.median(times[3:]))
 

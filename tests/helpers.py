@@ -3,7 +3,8 @@ from pathlib import Path
 
 import cv2
 
-from utils.fidelity import keras_detect, tflite_detector
+from utils.detector import Detector
+from utils.fidelity import keras_detect
 from utils.yolo_meta import load_meta_file, sidecar_paths
 
 
@@ -13,9 +14,8 @@ def as_list(detections) -> list[tuple]:
 
 
 def tflite_detections(model_path: Path, image_paths, threshold=0.25) -> dict[str, list[tuple]]:
-    detector = tflite_detector(model_path)
-    detector.threshold = threshold
-    return {p.name: as_list(detector(cv2.imread(str(p)))[0]) for p in image_paths}
+    detector = Detector(model_path, threshold=threshold)
+    return {p.name: as_list(detector.detect(cv2.imread(str(p)))) for p in image_paths}
 
 
 def keras_detections(h5: Path, image_paths, threshold=0.25) -> dict[str, list[tuple]]:

@@ -322,17 +322,17 @@ def _(d, m):
     return [*QUANT, "m.h5", "q.tflite"]
 
 
-@case("infer: --runtime tensorflow", status=0, fragments=("tensorflow)",), slow=True)
+@case("infer: --runtime tensorflow", status=0, fragments=("(tensorflow, xnnpack kernels)",), slow=True)
 def _(d, m):
     return infer(d, m, "--image", photo(d), "--runtime", "tensorflow")
 
 
-@case("infer: --runtime litert", status=0, fragments=("(litert)",))
+@case("infer: --runtime litert", status=0, fragments=("(litert, xnnpack kernels)",))
 def _(d, m):
     return infer(d, m, "--image", photo(d), "--runtime", "litert")
 
 
-@case("infer: --runtime auto", status=0, fragments=("(litert)",))
+@case("infer: --runtime auto", status=0, fragments=("(litert, xnnpack kernels)",))
 def _(d, m):
     return infer(d, m, "--image", photo(d), "--runtime", "auto")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import run_script
-from utils.decode import Detections
+from utils.yolo_types import Detections
 from utils.fidelity import Fidelity, add_image
 
 

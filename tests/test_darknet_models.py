@@ -59,9 +59,10 @@ def test_yolov7_decoded_boxes_equal_opencvs_yolo_output(tmp_path):
     import keras
 
     import utils.keras_layers  # noqa: F401  (registers the custom layers)
-    from utils.decode import HeadOutput, decode_head
+    from utils.decode import decode_head
     from utils.preprocess import letterbox_float
     from utils.yolo_meta import load_meta_file
+    from utils.yolo_types import HeadOutput
     cfg = MODEL_DATA / "yolov7-tiny.cfg"
     weights = tmp_path / "w.weights"
     write_weights(weights, conv_layouts(parse_cfg(cfg)), np.random.default_rng(7))

@@ -46,14 +46,16 @@ def test_inference_help_without_tensorflow(tmp_path):
 
 
 def test_inference_path_never_imports_tensorflow():
-    """Where TensorFlow is installed too, inference must not pay its start-up."""
+    """Where TensorFlow is installed too, inference must not pay its start-up; and until a runtime
+    is chosen, nothing imports LiteRT (tflite_runtime alone must be enough)."""
     code = ("import sys, numpy as np, inference\n"
-            "from utils import detector, draw, images, media, runtime\n"
+            "from utils import detector, draw, engine, images, media, tflite_model, yolo_adapter\n"
+            "print('ai_edge_litert' in sys.modules)\n"
             "from utils.preprocess import Preprocessor\n"
             "Preprocessor((416, 416), np.uint8, 1 / 255)(np.zeros((48, 64, 3), np.uint8))\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert result.stdout.split() == ["False", "False"], result.stderr
+    assert result.stdout.split() == ["False", "False", "False"], result.stderr
 
 
 def test_atomic_outputs_have_ordinary_permissions(tmp_path):

@@ -5,9 +5,10 @@ import pytest
 
 from utils import darknet_ref
 from conftest import sample_paths
-from utils.decode import Detections, HeadOutput, clip_boxes, decode, to_image_boxes
+from utils.decode import decode
 from utils.nms import nms
-from utils.preprocess import Preprocessor, letterbox_float, letterbox_geometry, resize_image
+from utils.preprocess import Preprocessor, letterbox_float, resize_image
+from utils.yolo_types import Detections, HeadOutput, Letterbox
 from utils.yolo_meta import Head, YoloMeta, default_masks
 
 
@@ -75,21 +76,21 @@ def test_preprocessor_reused_across_image_shapes():
 @pytest.mark.parametrize("image_size, new_size, offset", [((768, 576), (416, 312), (0, 52)),
                                                           ((576, 768), (312, 416), (52, 0)),
                                                           ((640, 480), (416, 312), (0, 52))])
-def test_letterbox_geometry(image_size, new_size, offset):
-    box = letterbox_geometry(image_size, (416, 416))
+def test_letterbox_fit(image_size, new_size, offset):
+    box = Letterbox.fit(image_size, (416, 416))
     assert box.new_size == new_size and box.offset == offset
 
 
 @pytest.mark.parametrize("image_size", [(768, 576), (576, 768)])
 def test_boxes_map_back_through_the_letterbox(image_size):
-    box = letterbox_geometry(image_size, (416, 416))
+    box = Letterbox.fit(image_size, (416, 416))
     (new_w, new_h), (w, h) = box.new_size, image_size
     # A box drawn on the image, expressed on the network canvas, must come back unchanged.
     x1, y1, x2, y2 = 0.1 * w, 0.2 * h, 0.6 * w, 0.9 * h
     sx, sy = new_w / w, new_h / h
     cx, cy = ((x1 + x2) / 2 * sx + (416 - new_w) / 2) / 416, ((y1 + y2) / 2 * sy + (416 - new_h) / 2) / 416
     bw, bh = (x2 - x1) * sx / 416, (y2 - y1) * sy / 416
-    back = to_image_boxes(np.array([[cx, cy, bw, bh]], np.float32), box)[0]
+    back = box.to_image(np.array([[cx, cy, bw, bh]], np.float32))[0]
     assert np.allclose(back, [x1, y1, x2, y2], atol=0.01)
 
 
@@ -107,7 +108,7 @@ def test_decode_hand_made_head():
     cell[:4] = 0
     cell[4] = np.log(0.9 / 0.1)
     cell[5 + 2] = np.log(0.8 / 0.2)
-    box = letterbox_geometry((416, 416), (416, 416))
+    box = Letterbox.fit((416, 416), (416, 416))
     found = decode([HeadOutput(big), HeadOutput(small)], meta, box, 0.25)
     assert len(found) == 1 and found.class_ids[0] == 2
     assert found.scores[0] == pytest.approx(0.72, abs=1e-5)
@@ -127,7 +128,7 @@ def test_decode_keeps_every_class_over_threshold_and_scale_x_y():
     big[0, 0, 0, 4] = 5
     big[0, 0, 0, 5:8] = [2, 2, -5]
     found = decode([HeadOutput(big), HeadOutput(np.full((1, 26, 26, 24), -10, np.float32))], meta,
-                   letterbox_geometry((416, 416), (416, 416)), 0.25)
+                   Letterbox.fit((416, 416), (416, 416)), 0.25)
     assert sorted(found.class_ids.tolist()) == [0, 1]
     expected_cx = (0 + 0.8 * 1.05 - 0.025) / 13 * 416  # not 0.8 / 13 * 416
     assert (found.boxes[0, 0] + found.boxes[0, 2]) / 2 == pytest.approx(expected_cx, abs=1e-3)
@@ -160,7 +161,7 @@ def test_box_both_car_and_truck():
 
 
 def test_clip_and_default_masks():
-    clipped = clip_boxes(dets([[-5, -5, 500, 300]], [0.5], [0]), (400, 200))
+    clipped = dets([[-5, -5, 500, 300]], [0.5], [0]).clipped((400, 200))
     assert clipped.boxes.tolist() == [[0, 0, 400, 200]]
     assert default_masks(6, [(13, 13), (26, 26)]) == [[3, 4, 5], [0, 1, 2]]
     assert default_masks(9, [(52, 52), (13, 13), (26, 26)]) == [[0, 1, 2], [6, 7, 8], [3, 4, 5]]

@@ -5,49 +5,10 @@ done on the raw (possibly 8-bit) logits, so a frame with few objects costs almos
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .preprocess import Letterbox
 from .yolo_meta import YoloMeta
-
-
-@dataclass
-class HeadOutput:
-    """One raw head tensor ``(1, gh, gw, A*(5+C))`` with its quantization (scale 0: float)."""
-
-    data: np.ndarray
-    scale: float = 0.0
-    zero_point: int = 0
-
-    def dequantize(self, values: np.ndarray) -> np.ndarray:
-        if self.scale:
-            return (values.astype(np.float32) - self.zero_point) * np.float32(self.scale)
-        return values.astype(np.float32, copy=False)
-
-    def raw_threshold(self, logit: float) -> float:
-        """``logit`` expressed in this tensor's stored units."""
-        return logit / self.scale + self.zero_point if self.scale else logit
-
-
-@dataclass
-class Detections:
-    """Detections of one image: boxes ``[x1, y1, x2, y2]`` in image pixels, one class each."""
-
-    boxes: np.ndarray      # (n, 4) float32
-    scores: np.ndarray     # (n,) float32
-    class_ids: np.ndarray  # (n,) int64
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def take(self, index: np.ndarray) -> "Detections":
-        return Detections(self.boxes[index], self.scores[index], self.class_ids[index])
-
-    @classmethod
-    def empty(cls) -> "Detections":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+from .yolo_types import Detections, HeadOutput, Letterbox
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -83,25 +44,6 @@ def decode_head(head: HeadOutput, meta: YoloMeta, head_index: int, threshold: fl
     return boxes, probabilities
 
 
-def to_image_boxes(boxes: np.ndarray, box: Letterbox) -> np.ndarray:
-    """Darknet's ``correct_yolo_boxes``: ``[x1, y1, x2, y2]`` in image pixels, not yet clipped
-    (Darknet's NMS sees unclipped boxes)."""
-    (net_w, net_h), (new_w, new_h), (width, height) = box.net_size, box.new_size, box.image_size
-    cx = (boxes[:, 0] - (net_w - new_w) / 2.0 / net_w) / (new_w / net_w)
-    cy = (boxes[:, 1] - (net_h - new_h) / 2.0 / net_h) / (new_h / net_h)
-    w = boxes[:, 2] * net_w / new_w
-    h = boxes[:, 3] * net_h / new_h
-    corners = np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], 1)
-    return corners.astype(np.float32)
-
-
-def clip_boxes(detections: Detections, image_size: tuple[int, int]) -> Detections:
-    """Boxes clipped to the image."""
-    width, height = image_size
-    boxes = np.clip(detections.boxes, 0, np.array([width, height, width, height], np.float32))
-    return Detections(boxes, detections.scores, detections.class_ids)
-
-
 def decode(heads: list[HeadOutput], meta: YoloMeta, box: Letterbox, threshold: float) -> Detections:
     """Every (box, class) pair with objectness × class probability above ``threshold`` (before NMS).
 
@@ -113,5 +55,5 @@ def decode(heads: list[HeadOutput], meta: YoloMeta, box: Letterbox, threshold: f
     candidate, class_ids = np.nonzero(probabilities > threshold)
     if candidate.size == 0:
         return Detections.empty()
-    return Detections(to_image_boxes(boxes[candidate], box),
+    return Detections(box.to_image(boxes[candidate]),
                       probabilities[candidate, class_ids].astype(np.float32), class_ids.astype(np.int64))

@@ -1,19 +1,34 @@
-"""The detection pipeline: model + metadata + classes → detections per image."""
+"""Detection as a library: a YOLO ``.tflite`` model and its class names → detections per image.
+
+    from utils.detector import Detector
+
+    detector = Detector("out/yolov3-tiny-cpu.tflite", "model_data/coco.names", threshold=0.3)
+    for detection in detector.detect(cv2.imread("dog.jpg")):
+        print(detection.label, detection.score, detection.box)
+
+The same pre- and post-processing as ``inference.py``, which is built on it.
+"""
 from __future__ import annotations
 
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from .decode import Detections, clip_boxes, decode
+from .device_pool import round_robin
+from .edgetpu import parse_devices
+from .engine import Engine
 from .errors import UserError
 from .files import read_text
-from .nms import nms
-from .runtime import Model
-from .yolo_meta import YoloMeta, load_meta_file, meta_from_anchors
+from .yolo_adapter import YoloAdapter, model_meta, postprocess
+from .yolo_meta import YoloMeta
+from .yolo_types import Detections
+
+Item = TypeVar("Item")
+NMS_RULES = {"greedy": "iou", "diou": "diou", None: None}
 
 
 def read_class_names(path: str | Path) -> list[str]:
@@ -21,27 +36,6 @@ def read_class_names(path: str | Path) -> list[str]:
     if not names:
         raise UserError(f"classes {path}: no class names in it")
     return names
-
-
-def resolve_meta(model: Model, anchors: str | Path | None) -> YoloMeta:
-    """The model's embedded metadata; else ``--anchors`` (a ``_yolo.json`` or a classic anchors file)."""
-    grids = list(model.outputs)
-    if model.meta is not None:
-        meta = model.meta
-        if anchors is not None:
-            print(f"warning: --anchors {anchors} ignored: model {model.path} carries its own metadata", file=sys.stderr)
-    elif anchors is None:
-        raise UserError(f"model {model.path} has no YOLO metadata: pass --anchors")
-    elif str(anchors).endswith(".json"):
-        meta = load_meta_file(anchors)
-    else:
-        meta = meta_from_anchors(anchors, model.input_size, grids, model.output_channels(grids[0]))
-    expected = {h.grid: c for h, c in zip(meta.heads, meta.channels_per_head())}
-    actual = {grid: model.output_channels(grid) for grid in grids}
-    if expected != actual:
-        raise UserError(f"model {model.path}: heads {actual} (grid: channels) do not match the anchors/masks/"
-                        f"classes, which expect {expected}")
-    return meta
 
 
 def check_classes(meta: YoloMeta, names: list[str], source: str | Path) -> None:
@@ -53,44 +47,72 @@ def check_classes(meta: YoloMeta, names: list[str], source: str | Path) -> None:
 
 @dataclass
 class Timing:
-    """Milliseconds of one frame; ``setup`` is the one-off cost of a new image size, not in ``total``."""
+    """Milliseconds of one frame; ``setup`` is the one-off cost of a new image size, not in ``total``.
+    ``device`` is the Edge TPU that ran it (None: the CPU or the only device)."""
 
     pre: float
     invoke: float
     post: float
     setup: float = 0.0
+    device: str | None = None
 
     @property
     def total(self) -> float:
         return self.pre + self.invoke + self.post
 
 
-def postprocess(heads: list, meta: YoloMeta, box, threshold: float, iou: float, nms_kind: str | None = None
-                ) -> Detections:
-    """Darknet's post-processing of raw heads (in ``meta.heads`` order): decode, the model's NMS (or
-    ``nms_kind``, "iou" or "diou"), boxes clipped to the image."""
-    kind = nms_kind or meta.nms
-    detections = nms(decode(heads, meta, box, threshold), iou, kind, meta.nms_beta, box.image_size)
-    return clip_boxes(detections, box.image_size)
-
-
 class Detector:
-    """``detector(image_bgr)`` → (Detections in image pixels, Timing in ms)."""
+    """A YOLO ``.tflite`` model ready to detect, on the CPU or one or several Edge TPUs.
 
-    def __init__(self, model: Model, meta: YoloMeta, threshold: float = 0.25, iou: float = 0.45,
-                 nms_kind: str | None = None):
-        self.model, self.meta, self.threshold, self.iou, self.nms_kind = model, meta, threshold, iou, nms_kind
-        if tuple(meta.input_size) != model.input_size:
-            print(f"warning: metadata input size {meta.input_size} differs from the model's {model.input_size}; "
-                  "using the model's", file=sys.stderr)
-            meta.input_size = model.input_size
+    ``model``: a ``.tflite`` from keras_to_tflite_quant.py (or its ``_edgetpu.tflite`` with
+    ``edge_tpu=True``). ``classes``: a names file, one per line (labels are class numbers without it).
+    ``threshold``: objectness x class probability, as Darknet's ``-thresh``. ``iou``: NMS threshold.
+    ``runtime``: "auto", "litert", "tflite_runtime" or "tensorflow". ``kernels``: "xnnpack",
+    "builtin" or "reference" (default: the runtime's fastest). ``device``: "usb:0", "pci:0", a list
+    "usb:0,usb:1" or "all" (with ``edge_tpu``). ``anchors``: only for a model without metadata.
+    ``nms``: "greedy" or "diou" (default: the model's own).
+    """
 
-    def postprocess(self, outputs, box) -> Detections:
-        heads = [outputs[tuple(head.grid)] for head in self.meta.heads]
-        return postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
+    def __init__(self, model: str | Path, classes: str | Path | None = None, threshold: float = 0.25,
+                 iou: float = 0.45, *, runtime: str = "auto", kernels: str | None = None,
+                 threads: int | None = None, edge_tpu: bool = False, device: str | None = None,
+                 anchors: str | Path | None = None, nms: str | None = None):
+        if device is not None and not edge_tpu:
+            raise UserError(f"--device {device} names an Edge TPU: add --edge_tpu")
+        names = read_class_names(classes) if classes is not None else None
+        self.devices = parse_devices(device) if edge_tpu else [None]
+        self.engines = [Engine(model, runtime, threads, kernels, edge_tpu, d) for d in self.devices]
+        self.meta = model_meta(self.engines[0], anchors)
+        if names is not None:
+            check_classes(self.meta, names, classes)
+        self.names, self.threshold, self.iou, self.nms_kind = names, threshold, iou, NMS_RULES[nms]
+        self.adapters = [YoloAdapter(engine, self.meta, threads) for engine in self.engines]
+        if tuple(self.meta.input_size) != self.adapters[0].input_size:
+            print(f"warning: metadata input size {self.meta.input_size} differs from the model's "
+                  f"{self.adapters[0].input_size}; using the model's", file=sys.stderr)
+            self.meta.input_size = self.adapters[0].input_size
 
-    def __call__(self, image_bgr: np.ndarray) -> tuple[Detections, Timing]:
-        outputs, box, pre, invoke, setup = self.model.timed_run(image_bgr)
+    @property
+    def engine(self) -> Engine:
+        return self.engines[0]
+
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        """Detections in ``image_bgr`` (an HxWx3 uint8 BGR image, as OpenCV reads it), in image pixels."""
+        return self.detect_timed(image_bgr)[0]
+
+    def detect_timed(self, image_bgr: np.ndarray, worker: int = 0) -> tuple[Detections, Timing]:
+        """``detect`` on one device (``worker``: its number), with the time of each stage."""
+        heads, box, pre, invoke, setup = self.adapters[worker].timed_run(image_bgr)
         start = time.perf_counter()
-        detections = self.postprocess(outputs, box)
-        return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup)
+        detections = postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
+        detections.names = self.names
+        return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup, self.devices[worker])
+
+    def detect_stream(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray] = lambda image: image,
+                      ) -> Iterator[tuple[Item, Detections, Timing]]:
+        """(item, detections, timing) for each item, in order; with several devices the items are
+        dealt round-robin, each device working on its own frame."""
+        workers = [lambda item, worker=worker: self.detect_timed(image_of(item), worker)
+                   for worker in range(len(self.adapters))]
+        for item, (detections, timing), _ in round_robin(workers, items):
+            yield item, detections, timing

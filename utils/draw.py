@@ -6,7 +6,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from .decode import Detections
+from .yolo_types import Detections
 
 
 def class_colour(class_id: int) -> tuple[int, int, int]:

@@ -92,7 +92,7 @@ class Report:
 
 def _tensor_text(tensor: schema.TensorT) -> str:
     shape = list(tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape)
-    return f"{tflite_model.TYPE_NAMES.get(tensor.type, tensor.type)}{[int(d) for d in shape]}"
+    return f"{tflite_model.type_name(tensor.type)}{[int(d) for d in shape]}"
 
 
 def _fused_activation(op: schema.OperatorT) -> int:
@@ -139,7 +139,7 @@ def check(path: str | Path) -> Report:
     blocked = False
     for op in graph.operators or []:
         code = model.operatorCodes[op.opcodeIndex]
-        name = tflite_model.OP_NAMES.get(tflite_model.builtin_code(code), "UNKNOWN")
+        name = tflite_model.op_name(code)
         if name == "CUSTOM":
             name = (code.customCode or b"custom").decode()
             if name == tflite_model.EDGETPU_CUSTOM_OP:

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from .console import add_verbose, quiet_libraries
-from .decode import Detections, HeadOutput
-from .detector import Detector, postprocess, resolve_meta
+from .detector import Detector
 from .errors import ArgumentParser, UserError, run_cli
 from .images import find_images, read_image
 from .nms import iou_matrix
 from .preprocess import Preprocessor
-from .runtime import Model
+from .yolo_adapter import postprocess
 from .yolo_meta import YoloMeta
+from .yolo_types import Detections, HeadOutput
 
 STRICT = (0.30, 0.9, 0.03)   # min reference score, min IoU, max |dscore|
 LOOSE = (0.35, 0.5, 1.0)
@@ -95,11 +95,6 @@ def compare(reference_detect, candidate_detect, images: list[np.ndarray]) -> Fid
     return report
 
 
-def tflite_detector(path: Path, threads: int | None = None) -> Detector:
-    model = Model(path, threads=threads)
-    return Detector(model, resolve_meta(model, None))
-
-
 def main() -> None:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("int8", type=Path, help="quantized .tflite")
@@ -109,18 +104,18 @@ def main() -> None:
     args = parser.parse_args()
     quiet_libraries(args.verbose)
     paths = find_images(args.images)
-    quantized, reference = tflite_detector(args.int8), tflite_detector(args.reference)
+    quantized, reference = Detector(args.int8), Detector(args.reference)
     if quantized.meta.classes != reference.meta.classes:
         raise UserError(f"model {args.int8} has {quantized.meta.classes} classes and {args.reference} has "
                         f"{reference.meta.classes}: they are not the same model, so their detections cannot be matched")
     images = [image for image in (read_image(p) for p in paths) if image is not None]
     if not images:
         raise UserError(f"images: none of the {len(paths)} images could be read")
-    sizes = [f"{w}x{h}" for w, h in (quantized.model.input_size, reference.model.input_size)]
+    sizes = [f"{w}x{h}" for w, h in (quantized.meta.input_size, reference.meta.input_size)]
     if sizes[0] != sizes[1]:
         print(f"Input sizes differ ({sizes[0]} and {sizes[1]}): detections are compared in image pixels, "
               "so the comparison is fair, but it measures the input size as well as quantization.")
-    print(compare(lambda im: reference(im)[0], lambda im: quantized(im)[0], images).format())
+    print(compare(reference.detect, quantized.detect, images).format())
 
 
 if __name__ == "__main__":

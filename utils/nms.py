@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .decode import Detections
+from .yolo_types import Detections
 
 PAIR_CHUNK = 1 << 20  # pairs measured at once: bounds memory whatever the candidate count
 STRIPS_FROM = 1024  # boxes in a class from which the sweep runs in horizontal bands (measured)

@@ -12,33 +12,12 @@ column, where Darknet has quirks of its own; those two lines are recomputed here
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from .interpreters import interpreter_api
 from .resize_graph import resize_graph
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """Where the resized image sits on the network canvas."""
-
-    image_size: tuple[int, int]    # (width, height) of the original image
-    net_size: tuple[int, int]      # (width, height) of the network input
-    new_size: tuple[int, int]      # (width, height) of the resized image
-    offset: tuple[int, int]        # (x, y) of its top-left corner on the canvas
-
-
-def letterbox_geometry(image_size: tuple[int, int], net_size: tuple[int, int]) -> Letterbox:
-    """Darknet's ``letterbox_image`` sizes, integer arithmetic included."""
-    (w, h), (net_w, net_h) = image_size, net_size
-    if np.float32(net_w) / np.float32(w) < np.float32(net_h) / np.float32(h):
-        new_w, new_h = net_w, (h * net_w) // w
-    else:
-        new_w, new_h = (w * net_h) // h, net_h
-    return Letterbox(image_size, net_size, (new_w, new_h), ((net_w - new_w) // 2, (net_h - new_h) // 2))
+from .yolo_types import Letterbox
 
 
 def _axis_samples(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,15 +38,16 @@ class _Resizer:
     """Darknet's ``resize_image`` for one (image size, output size, output type), written as RGB.
 
     ``pixel_scale`` turns 8-bit pixels into the float values Darknet resizes (1/255 for a
-    network input); an 8-bit ``dtype`` is then quantized with ``quantization`` (scale, zero point).
+    network input); an 8-bit ``dtype`` is then quantized with ``quantization`` (scale, zero point)
+    by ``convert``, the same arithmetic on every runtime (their QUANTIZE kernels round ties differently).
     """
 
     def __init__(self, image_size: tuple[int, int], new_size: tuple[int, int], pixel_scale: float,
-                 dtype=np.float32, quantization: tuple[float, int] = (0.0, 0), threads: int | None = None):
+                 dtype=np.float32, quantization: tuple[float, int] = (0.0, 0), threads: int | None = None,
+                 runtime: str = "auto", kernels: str | None = None):
         self.dtype, self.quantization = np.dtype(dtype), quantization
-        interpreter_class = interpreter_api()[0]
-        graph = resize_graph(image_size, new_size, pixel_scale, self.dtype, quantization)
-        self.interpreter = interpreter_class(model_content=graph, num_threads=threads)
+        graph = resize_graph(image_size, new_size, pixel_scale)
+        self.interpreter = interpreter_api(runtime).interpreter(kernels, model_content=graph, num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
@@ -102,13 +82,20 @@ class _Resizer:
         last_row = top[-1] * (left * row[:columns] + right * row[columns:])
         return last_row, last_column
 
-    def convert(self, values: np.ndarray) -> np.ndarray:
-        """Float values in the output's type: quantized like QUANTIZE (round to nearest, saturate)."""
+    def convert(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Non-negative float values in the output's type: ``round(v / scale) + zero_point``, ties to
+        even, saturated; into ``out`` (same shape) when given."""
         if self.dtype == np.float32:
-            return values
+            return values if out is None else np.copyto(out, values)
         scale, zero_point = self.quantization
-        limits = np.iinfo(self.dtype)
-        return np.clip(np.rint(values / np.float32(scale)) + zero_point, limits.min, limits.max).astype(self.dtype)
+        shift = 128 if self.dtype == np.int8 else 0  # int8 is computed as uint8 + 128, then its bits flipped
+        values = np.ascontiguousarray(values, np.float32)
+        flat = values.reshape(len(values) if values.ndim else 1, -1) if values.ndim < 3 else values
+        levels = cv2.convertScaleAbs(flat, alpha=1 / scale, beta=zero_point + shift).reshape(values.shape)
+        if shift:
+            np.bitwise_xor(levels, 0x80, out=levels)
+        levels = levels.view(self.dtype)
+        return levels if out is None else np.copyto(out, levels)
 
     def __call__(self, image: np.ndarray, out: np.ndarray) -> None:
         """Resize an HxWx3 uint8 BGR ``image`` into ``out`` (new_h x new_w x 3, RGB, a view is fine)."""
@@ -117,7 +104,7 @@ class _Resizer:
         del pixels
         self.interpreter.invoke()
         resized = self.interpreter.tensor(self.output_index)()[0]
-        np.copyto(out, resized)
+        self.convert(resized, out)
         del resized
         if self.fix_edges:
             last_row, last_column = self._edges(image)
@@ -136,29 +123,31 @@ class Preprocessor:
     """BGR uint8 image → network input tensor ``(1, H, W, 3)`` in the input's own dtype.
 
     ``scale`` and ``zero_point`` are the input tensor's quantization (``real = scale * (q - zp)``);
-    for a float input leave them at (0, 0) and get RGB in [0, 1], Darknet's values.
+    for a float input leave them at (0, 0) and get RGB in [0, 1], Darknet's values. The resize runs
+    on ``runtime`` with ``kernels``, as the model does (kernel sets differ by a float rounding on ties).
     """
 
     def __init__(self, net_size: tuple[int, int], dtype=np.float32, scale: float = 0.0, zero_point: int = 0,
-                 threads: int | None = None):
+                 threads: int | None = None, runtime: str = "auto", kernels: str | None = None):
         self.net_size = tuple(net_size)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.uint8, np.int8) or (self.dtype != np.float32 and scale <= 0):
             raise ValueError(f"unsupported input tensor: {self.dtype} with scale {scale}")
         self.quantization = (float(scale), int(zero_point))
-        self.threads = threads
+        self.threads, self.runtime, self.kernels = threads, runtime, kernels
         net_w, net_h = self.net_size
         self._canvas = np.empty((1, net_h, net_w, 3), self.dtype)
         self._box: Letterbox | None = None
         self.setup_ms = 0.0  # of the last call: building (and warming) the resizer for a new image size
 
     def geometry(self, image: np.ndarray) -> Letterbox:
-        return letterbox_geometry((image.shape[1], image.shape[0]), self.net_size)
+        return Letterbox.fit((image.shape[1], image.shape[0]), self.net_size)
 
     def _prepare(self, box: Letterbox) -> None:
         """The border, the resizer and the window only change with the geometry."""
         (new_w, new_h), (x, y) = box.new_size, box.offset
-        self._resizer = _Resizer(box.image_size, box.new_size, 1 / 255, self.dtype, self.quantization, self.threads)
+        self._resizer = _Resizer(box.image_size, box.new_size, 1 / 255, self.dtype, self.quantization,
+                                self.threads, self.runtime, self.kernels)
         self._resizer(np.zeros((*box.image_size[::-1], 3), np.uint8), self._canvas[0, :new_h, :new_w])  # first run
         self._canvas[:] = self._resizer.convert(np.float32(0.5))  # Darknet's grey border
         self._window = self._canvas[0, y:y + new_h, x:x + new_w]

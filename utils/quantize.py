@@ -17,7 +17,7 @@ from . import keras_layers  # noqa: F401  (registers the custom layers for load_
 from . import tflite_model
 from .errors import UserError
 from .preprocess import Preprocessor
-from .yolo_meta import METADATA_NAME, YoloMeta, load_meta_file, meta_from_anchors, sidecar_paths
+from .yolo_meta import METADATA_NAME, YoloMeta, load_meta_file, resolve_meta, sidecar_paths
 
 IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
 
@@ -43,21 +43,10 @@ def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None =
     if any(len(s) != 4 or s[0] not in (1, None) for s in shapes):
         raise UserError(f"model {model_path}: outputs {shapes} are not YOLO heads (1, grid_h, grid_w, channels)")
     meta_path, _ = sidecar_paths(model_path)
-    grids = [(s[2], s[1]) for s in shapes]
-    if meta_path.is_file():
-        meta = load_meta_file(meta_path)
-    elif anchors_path:
-        meta = meta_from_anchors(anchors_path, (model.inputs[0].shape[2], model.inputs[0].shape[1]), grids,
-                                 shapes[0][3])
-    else:
-        raise UserError(f"model {model_path}: no {meta_path.name} beside it (write it with convert.py, "
-                        "or pass --anchors)")
-    expected = [(h.grid, c) for h, c in zip(meta.heads, meta.channels_per_head())]
-    actual = [((s[2], s[1]), s[3]) for s in shapes]
-    if len(shapes) != len(meta.heads) or sorted(expected) != sorted(actual):
-        raise UserError(f"model {model_path}: outputs (grid, channels) {actual} do not match its YOLO "
-                        f"heads {expected}")
-    return meta
+    own = load_meta_file(meta_path) if meta_path.is_file() else None
+    input_size = (model.inputs[0].shape[2], model.inputs[0].shape[1])
+    return resolve_meta(model_path, input_size, {(s[2], s[1]): s[3] for s in shapes}, own, anchors_path,
+                        f"no {meta_path.name} beside it (write it with convert.py, or pass --anchors)")
 
 
 def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True) -> bytes:
@@ -108,7 +97,7 @@ def fix_output_ranges(model: schema.ModelT, output_range: tuple[float, float],
             continue
         chain = [output]
         op = producers.get(output)
-        name = tflite_model.OP_NAMES[tflite_model.builtin_code(model.operatorCodes[op.opcodeIndex])]
+        name = tflite_model.op_name(model.operatorCodes[op.opcodeIndex])
         if name in ("QUANTIZE", "DEQUANTIZE"):
             chain.append(op.inputs[0])
         consumers = [o for o in graph.operators if any(i in chain[1:] for i in o.inputs)]
@@ -136,16 +125,19 @@ def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.nda
     With a fixed output range the float reference is clipped to it first: logits outside it
     saturate by design.
     """
-    from .runtime import Model
-    quantized = Model(tflite_path)
-    fixed = logit_heads(quantized.meta) if quantized.meta else set(quantized.outputs)
+    from .engine import Engine
+    from .yolo_adapter import YoloAdapter, model_meta
+    engine = Engine(tflite_path)
+    meta = model_meta(engine)
+    quantized = YoloAdapter(engine, meta)
+    fixed = logit_heads(meta)
     float_pre = Preprocessor(net_size)
     sums: dict[tuple[int, int], list[float]] = {}
     for image in images:
         x, _ = float_pre(image)
         reference = keras_model(x, training=False)
         reference = reference if isinstance(reference, (list, tuple)) else [reference]
-        outputs = quantized.run(quantized.preprocess(image)[0])
+        outputs = {tuple(spec.grid): head for spec, head in zip(meta.heads, quantized.run(quantized.prepare(image)[0]))}
         for ref in reference:
             ref = np.asarray(ref)
             grid = (ref.shape[2], ref.shape[1])

@@ -1,4 +1,8 @@
-"""Read and edit ``.tflite`` flatbuffers (no TensorFlow needed: LiteRT ships the schema)."""
+"""Read and edit ``.tflite`` flatbuffers.
+
+Reading (what inference needs) uses only ``tflite_schema``; editing uses LiteRT's generated
+schema, imported when first needed, so tflite_runtime alone is enough to run a model.
+"""
 from __future__ import annotations
 
 import struct
@@ -8,13 +12,11 @@ from pathlib import Path
 
 import flatbuffers
 import numpy as np
-from ai_edge_litert import schema_py_generated as schema
 
 from .errors import UserError
 from .files import atomic_output, require_file
+from .tflite_schema import BUFFER, METADATA, MODEL, OPERATOR, OPERATOR_CODE, SUBGRAPH, TENSOR, root
 
-OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-TYPE_NAMES = {code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 
 
@@ -41,27 +43,30 @@ def read_bytes(path: str | Path) -> bytes:
 
 def _walk(data: bytes) -> None:
     """Touch every table and buffer the tools read, so that a truncated file fails here."""
-    model = schema.Model.GetRootAs(data, 0)
-    for i in range(model.BuffersLength()):
-        buffer = model.Buffers(i)
-        if buffer.DataLength() and buffer.DataAsNumpy().size != buffer.DataLength():
-            raise ValueError("short buffer")
-    for i in range(model.OperatorCodesLength()):
-        model.OperatorCodes(i).CustomCode()
-    for i in range(model.MetadataLength()):
-        model.Metadata(i).Name()
-    if model.SubgraphsLength() < 1:
+    model = root(data)
+    for buffer in model.nodes(MODEL["buffers"]):
+        buffer.vector(BUFFER["data"], flatbuffers.number_types.Uint8Flags)
+    for code in model.nodes(MODEL["operator_codes"]):
+        code.string(OPERATOR_CODE["custom_code"])
+    for entry in model.nodes(MODEL["metadata"]):
+        entry.string(METADATA["name"])
+    graphs = model.nodes(MODEL["subgraphs"])
+    if not graphs:
         raise ValueError("no subgraph")
-    graph = model.Subgraphs(0)
-    for i in range(graph.TensorsLength()):
-        graph.Tensors(i).ShapeAsNumpy()
-    for i in range(graph.OperatorsLength()):
-        graph.Operators(i).InputsAsNumpy()
+    for tensor in graphs[0].nodes(SUBGRAPH["tensors"]):
+        tensor.vector(TENSOR["shape"])
+    for operator in graphs[0].nodes(SUBGRAPH["operators"]):
+        operator.vector(OPERATOR["inputs"])
 
 
-def load(path: str | Path) -> schema.ModelT:
-    """The whole model in flatbuffers' object API, for editing."""
-    return schema.ModelT.InitFromPackedBuf(read_bytes(path), 0)
+def _schema():
+    from ai_edge_litert import schema_py_generated
+    return schema_py_generated
+
+
+def load(path: str | Path):
+    """The whole model in flatbuffers' object API (LiteRT's ``schema.ModelT``), for editing."""
+    return _schema().ModelT.InitFromPackedBuf(read_bytes(path), 0)
 
 
 def smoke_test(path: Path) -> None:
@@ -69,7 +74,7 @@ def smoke_test(path: Path) -> None:
     or crashes on is caught before it replaces anything."""
     code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
             "from utils.interpreters import interpreter_api\n"
-            "interpreter = interpreter_api()[0](model_path=sys.argv[2], num_threads=1)\n"
+            "interpreter = interpreter_api().interpreter(model_path=sys.argv[2], num_threads=1)\n"
             "interpreter.allocate_tensors()\n"
             "interpreter.invoke()\n")
     result = subprocess.run([sys.executable, "-c", code, str(ROOT), str(path)], capture_output=True, text=True)
@@ -79,7 +84,7 @@ def smoke_test(path: Path) -> None:
         raise UserError(f"the written model does not run ({reason}); nothing was written")
 
 
-def save(model: schema.ModelT, path: str | Path, check: bool = False) -> None:
+def save(model, path: str | Path, check: bool = False) -> None:
     """Pack ``model`` and write it atomically; with ``check``, only once it loads and runs."""
     builder = flatbuffers.Builder(1 << 20)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -87,26 +92,31 @@ def save(model: schema.ModelT, path: str | Path, check: bool = False) -> None:
         tmp.write_bytes(builder.Output())
 
 
-def builtin_code(op_code) -> int:
-    """An operator code's builtin op (new field, falling back to the deprecated byte)."""
-    code = op_code.BuiltinCode() if hasattr(op_code, "BuiltinCode") else op_code.builtinCode
-    deprecated = (op_code.DeprecatedBuiltinCode() if hasattr(op_code, "DeprecatedBuiltinCode")
-                  else op_code.deprecatedBuiltinCode)
-    return max(code, deprecated)
+def op_name(op_code) -> str:
+    """The builtin op of an ``OperatorCodeT`` by name (new field, falling back to the deprecated byte)."""
+    code = max(op_code.builtinCode, op_code.deprecatedBuiltinCode)
+    names = {value: name for name, value in vars(_schema().BuiltinOperator).items() if not name.startswith("_")}
+    return names.get(code, "UNKNOWN")
+
+
+def type_name(tensor_type: int) -> str:
+    names = {value: name.lower() for name, value in vars(_schema().TensorType).items() if not name.startswith("_")}
+    return names.get(tensor_type, str(tensor_type))
 
 
 def read_metadata(data: bytes, name: str) -> bytes | None:
     """The metadata buffer called ``name``, read without unpacking the model."""
-    model = schema.Model.GetRootAs(data, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() and entry.Name().decode() == name:
-            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    model = root(data)
+    for entry in model.nodes(MODEL["metadata"]):
+        if entry.string(METADATA["name"]) == name:
+            buffer = model.nodes(MODEL["buffers"])[entry.scalar(METADATA["buffer"])]
+            return buffer.vector(BUFFER["data"], flatbuffers.number_types.Uint8Flags).tobytes()
     return None
 
 
-def set_metadata(model: schema.ModelT, name: str, payload: bytes) -> None:
-    """Add or replace the metadata buffer called ``name``."""
+def set_metadata(model, name: str, payload: bytes) -> None:
+    """Add or replace the metadata buffer called ``name`` in a ``schema.ModelT``."""
+    schema = _schema()
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(payload, np.uint8).copy()
     model.buffers.append(buffer)
@@ -117,9 +127,5 @@ def set_metadata(model: schema.ModelT, name: str, payload: bytes) -> None:
 
 def is_compiled_for_edgetpu(data: bytes) -> bool:
     """True when the model holds an ``edgetpu-custom-op`` (output of edgetpu_compiler)."""
-    model = schema.Model.GetRootAs(data, 0)
-    for i in range(model.OperatorCodesLength()):
-        custom = model.OperatorCodes(i).CustomCode()
-        if custom and custom.decode() == EDGETPU_CUSTOM_OP:
-            return True
-    return False
+    return any(code.string(OPERATOR_CODE["custom_code"]) == EDGETPU_CUSTOM_OP
+               for code in root(data).nodes(MODEL["operator_codes"]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -147,3 +148,28 @@ def meta_from_anchors(path: str | Path, input_size: tuple[int, int], grids: list
 
 def load_meta_file(path: str | Path) -> YoloMeta:
     return YoloMeta.from_json(read_text(path, "metadata"), source=f"metadata {path}")
+
+
+def resolve_meta(model: str | Path, input_size: tuple[int, int], heads: dict[tuple[int, int], int],
+                 own: YoloMeta | None, anchors: str | Path | None, missing: str) -> YoloMeta:
+    """The one way a model's metadata is found: its own (embedded, or the Keras model's sidecar),
+    else ``--anchors`` (a ``_yolo.json`` or a classic anchors file); checked against its outputs.
+
+    ``heads`` maps each output's grid (w, h) to its channels; ``missing`` ends the error without either.
+    """
+    if own is not None:
+        if anchors is not None:
+            print(f"warning: --anchors {anchors} ignored: model {model} carries its own metadata", file=sys.stderr)
+        meta = own
+    elif anchors is None:
+        raise UserError(f"model {model} has no YOLO metadata: {missing}")
+    elif str(anchors).lower().endswith(".json"):
+        meta = load_meta_file(anchors)
+    else:
+        grids = list(heads)
+        meta = meta_from_anchors(anchors, input_size, grids, heads[grids[0]])
+    expected = {tuple(h.grid): c for h, c in zip(meta.heads, meta.channels_per_head())}
+    if len(meta.heads) != len(heads) or expected != heads:
+        raise UserError(f"model {model}: heads {heads} (grid: channels) do not match the anchors/masks/classes, "
+                        f"which expect {expected}")
+    return meta

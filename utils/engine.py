@@ -1,0 +1,74 @@
+"""Run a ``.tflite`` model: runtime, kernels, threads, Edge TPU delegate and device, tensors in and out.
+
+Nothing here knows about YOLO; ``yolo_adapter`` turns images into the input and outputs into heads.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import edgetpu, tflite_model
+from .errors import UserError
+from .interpreters import interpreter_api
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output tensor; ``scale`` 0 means not quantized (``real = scale * (q - zero_point)``)."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+
+def _info(detail: dict) -> TensorInfo:
+    scale, zero_point = detail["quantization"]
+    return TensorInfo(int(detail["index"]), detail["name"], tuple(int(v) for v in detail["shape"]),
+                      np.dtype(detail["dtype"]), float(scale), int(zero_point))
+
+
+class Engine:
+    """One interpreter for one model on the CPU or one Edge TPU."""
+
+    def __init__(self, path: str | Path, runtime: str = "auto", threads: int | None = None,
+                 kernels: str | None = None, edge_tpu: bool = False, device: str | None = None):
+        self.path = Path(path)
+        self.data = tflite_model.read_bytes(self.path)
+        self.compiled = tflite_model.is_compiled_for_edgetpu(self.data)
+        if self.compiled and not edge_tpu:
+            raise UserError(f"model {self.path} is compiled for the Edge TPU (it contains an edgetpu-custom-op) "
+                            "and cannot run on the CPU: add --edge_tpu, or use the uncompiled .tflite")
+        api = interpreter_api(runtime)
+        self.runtime, self.kernels, self.device = api.runtime, kernels or api.default_kernels(), device
+        delegates = [edgetpu.delegate(api.load_delegate, device)] if edge_tpu else None
+        try:
+            self.interpreter = api.interpreter(self.kernels, model_content=self.data, num_threads=threads,
+                                               experimental_delegates=delegates)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise UserError(f"model {self.path}: {self.runtime} cannot load it "
+                            f"({str(error).strip().splitlines()[0][:160]})") from None
+        inputs = self.interpreter.get_input_details()
+        if len(inputs) != 1:
+            raise UserError(f"model {self.path}: {len(inputs)} inputs; one image input is supported")
+        self.input = _info(inputs[0])
+        self.outputs = [_info(detail) for detail in self.interpreter.get_output_details()]
+        start = time.perf_counter()  # the first invoke prepares kernels (and loads an Edge TPU): not a frame
+        self.interpreter.invoke()
+        self.warmup_ms = (time.perf_counter() - start) * 1e3
+
+    @property
+    def quantized(self) -> bool:
+        return self.input.dtype != np.float32
+
+    def invoke(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run on ``tensor`` (the input's shape and dtype); the outputs in ``self.outputs`` order."""
+        self.interpreter.set_tensor(self.input.index, tensor)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(output.index) for output in self.outputs]

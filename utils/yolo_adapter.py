@@ -1,0 +1,82 @@
+"""The YOLO side of running a model on an engine: Darknet's letterbox in, heads by grid size out,
+then decoding and NMS. The engine underneath (any runtime, kernels, device) is not its concern."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import tflite_model
+from .decode import decode
+from .engine import Engine
+from .errors import UserError
+from .nms import nms
+from .preprocess import Preprocessor
+from .yolo_meta import METADATA_NAME, YoloMeta, resolve_meta
+from .yolo_types import Detections, HeadOutput, Letterbox
+
+
+def output_heads(engine: Engine) -> dict[tuple[int, int], int]:
+    """The model's outputs as {grid (w, h): channels}, each a YOLO head ``(1, gh, gw, channels)``."""
+    heads = {}
+    for output in engine.outputs:
+        if len(output.shape) != 4:
+            raise UserError(f"model {engine.path}: output {output.name} of shape {list(output.shape)} is not a YOLO head")
+        grid = (output.shape[2], output.shape[1])
+        if grid in heads:
+            raise UserError(f"model {engine.path}: two outputs share the grid {grid}")
+        heads[grid] = output.shape[3]
+    return heads
+
+
+def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
+    """The metadata embedded in the model, else ``--anchors``; checked against the outputs."""
+    raw = tflite_model.read_metadata(engine.data, METADATA_NAME)
+    own = YoloMeta.from_json(raw.decode(), f"model {engine.path}") if raw else None
+    input_size = (engine.input.shape[2], engine.input.shape[1])
+    return resolve_meta(engine.path, input_size, output_heads(engine), own, anchors, "pass --anchors")
+
+
+def postprocess(heads: list[HeadOutput], meta: YoloMeta, box: Letterbox, threshold: float, iou: float,
+                nms_kind: str | None = None) -> Detections:
+    """Darknet's post-processing of raw heads (in ``meta.heads`` order): decode, the model's NMS (or
+    ``nms_kind``, "iou" or "diou"), boxes clipped to the image."""
+    detections = decode(heads, meta, box, threshold)
+    return nms(detections, iou, nms_kind or meta.nms, meta.nms_beta, box.image_size).clipped(box.image_size)
+
+
+class YoloAdapter:
+    """An engine seen as a YOLO model: ``prepare`` an image, ``run`` the tensor, heads in ``meta`` order."""
+
+    def __init__(self, engine: Engine, meta: YoloMeta, threads: int | None = None):
+        self.engine, self.meta = engine, meta
+        info = engine.input
+        if len(info.shape) != 4 or info.shape[3] != 3:
+            raise UserError(f"model {engine.path}: input of shape {list(info.shape)} is not an RGB image")
+        self.input_size = (info.shape[2], info.shape[1])
+        try:
+            self.prepare = Preprocessor(self.input_size, info.dtype, info.scale, info.zero_point, threads,
+                                        engine.runtime, engine.kernels)
+        except ValueError as error:
+            raise UserError(f"model {engine.path}: {error} (float32, or uint8/int8 with a scale, is supported)") from None
+        by_grid = {(o.shape[2], o.shape[1]): position for position, o in enumerate(engine.outputs)}
+        self._order = [by_grid[tuple(head.grid)] for head in meta.heads]
+
+    def run(self, tensor: np.ndarray) -> list[HeadOutput]:
+        """Invoke on a prepared input tensor; the raw heads in ``meta.heads`` order."""
+        outputs = self.engine.invoke(tensor)
+        return [HeadOutput(outputs[i], self.engine.outputs[i].scale, self.engine.outputs[i].zero_point)
+                for i in self._order]
+
+    def timed_run(self, image_bgr: np.ndarray) -> tuple[list[HeadOutput], Letterbox, float, float, float]:
+        """Prepare and run; (heads, letterbox, pre ms, invoke ms, set-up ms).
+
+        Set-up is the one-off cost of a new image size (building its resize graph), kept out of pre.
+        """
+        start = time.perf_counter()
+        tensor, box = self.prepare(image_bgr)
+        ready = time.perf_counter()
+        heads = self.run(tensor)
+        setup = self.prepare.setup_ms
+        return heads, box, (ready - start) * 1e3 - setup, (time.perf_counter() - ready) * 1e3, setup
