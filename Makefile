@@ -13,6 +13,12 @@ $(VENV)/.installed: requirements-infer.txt requirements-convert.txt requirements
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Inference on tflite_runtime alone (numpy 1.x, no LiteRT): the tests and bench/kernels.py use it.
+.venv-tflite-runtime/.installed: requirements-tflite-runtime.txt
+	$(PYTHON) -m venv --clear .venv-tflite-runtime
+	.venv-tflite-runtime/bin/python -m pip install --quiet -r requirements-tflite-runtime.txt "pytest>=8,<10"
+	touch $@
+
 weights: $(VENV)/.installed
 	$(PY) -m utils.fetch_weights
 
@@ -40,9 +46,10 @@ test: $(VENV)/.installed darknet
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow" tests
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed .venv-tflite-runtime/.installed
 	$(PY) bench/bench.py
 	$(PY) bench/fidelity.py
+	$(PY) bench/kernels.py
 	$(PY) bench/models.py
 
 clean:

@@ -3,6 +3,7 @@
 
     python inference.py --model out/yolov3-tiny.tflite --classes model_data/coco.names --image model_data/samples/dog.jpg
     python inference.py --model out/yolov3-tiny_edgetpu.tflite --classes model_data/coco.names --edge_tpu --cam 0
+    python inference.py --model out/yolov3-tiny_edgetpu.tflite --classes model_data/coco.names --edge_tpu --device all --video in.mp4
 
 Anchors and masks come from the model's embedded metadata (written by keras_to_tflite_quant.py);
 --anchors is needed only for models without it. Detections follow Darknet: objectness x class
@@ -19,6 +20,7 @@ from contextlib import closing
 from pathlib import Path
 
 from utils.console import add_verbose, quiet_libraries
+from utils.edgetpu import device_names
 from utils.errors import ArgumentParser, UserError, graceful_interrupt, run_cli
 from utils.interpreters import KERNELS
 
@@ -71,6 +73,11 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     if args.device and not args.edge_tpu:
         parser.error("--device names an Edge TPU: add --edge_tpu")
+    if args.device:
+        try:
+            device_names(args.device)
+        except UserError as error:
+            parser.error(str(error))
     if not 0 < args.threshold < 1:
         parser.error("-t must be between 0 and 1")
     if not 0 < args.iou <= 1:

@@ -117,8 +117,8 @@ def tflite_runtime_status() -> str | None:
         return None
     except Exception as error:  # ImportError, or numpy-ABI errors raised at import
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return (f"not measured: tflite_runtime unavailable ({first[:90]}); its last release, 2.14, "
-                f"is built against numpy 1.x and fails beside numpy {np.__version__}")
+        return (f"not in this venv ({first[:60]}): tflite_runtime 2.14 needs numpy 1.x; bench/kernels.py "
+                "measures it in .venv-tflite-runtime")
 
 
 def video_fps(model: Path, frames: int, workdir: Path) -> tuple[float, int]:

@@ -131,3 +131,39 @@ def match(reference: list[tuple], candidate: list[tuple], min_score: float, min_
         c[0] == r[0] and iou(np.array(r[2]), np.array(c[2])) >= min_iou and abs(c[1] - r[1]) <= max_dscore
         for r in reference)]
     return missing, extra
+
+
+@pytest.fixture(scope="session")
+def standin_edgetpu(tmp_path_factory) -> Path:
+    """tests/standin_edgetpu.c built with the system C compiler: an Edge TPU library whose delegate
+    claims no nodes (utils.edgetpu.LIBRARY_VARIABLE points the code at it)."""
+    import shutil
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        pytest.skip("no C compiler (cc, gcc or clang) to build the stand-in Edge TPU library")
+    library = tmp_path_factory.mktemp("standin") / "libstandin_edgetpu.so"
+    subprocess.run([compiler, "-Wall", "-Werror", "-shared", "-fPIC", "-o", str(library),
+                    str(ROOT / "tests" / "standin_edgetpu.c")], check=True)
+    return library
+
+
+@pytest.fixture(scope="session")
+def tflite_runtime_python() -> str:
+    """The Python of .venv-tflite-runtime, made from requirements-tflite-runtime.txt (tflite_runtime,
+    numpy 1.x; no LiteRT, no TensorFlow) plus pytest, as `make .venv-tflite-runtime/.installed` makes
+    it: rebuilt when the file is newer. Under CI a failed install is an error, elsewhere a skip."""
+    requirements = ROOT / "requirements-tflite-runtime.txt"
+    if sys.version_info >= (3, 12):
+        pytest.skip("tflite-runtime 2.14 has no wheel for Python 3.12 or newer")
+    venv = ROOT / ".venv-tflite-runtime"
+    marker, python = venv / ".installed", venv / "bin" / "python"
+    if not marker.exists() or marker.stat().st_mtime < requirements.stat().st_mtime:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements), "pytest>=8,<10"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            if os.environ.get("CI") == "true":
+                raise AssertionError(f"cannot install {requirements.name}:\n{result.stderr}")
+            pytest.skip(f"cannot install {requirements.name}: {result.stderr.strip().splitlines()[-1:]}")
+        marker.touch()
+    return str(python)

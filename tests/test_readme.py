@@ -22,6 +22,16 @@ def walkthrough() -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
+def library_example() -> str:
+    """The Library section's Python block."""
+    section = README.read_text().split("## Library", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_library_example_is_ten_lines_at_most():
+    assert len([line for line in library_example().splitlines() if line.strip()]) <= 10
+
+
 def test_two_commands_are_make_targets():
     commands = re.findall(r"^make (\w+)", README.read_text().split("## Two commands", 1)[1].split("##", 1)[0], re.M)
     assert commands == ["demo", "test"]
@@ -59,3 +69,8 @@ def test_walkthrough_runs_as_written(tmp_path, weights):
     assert int(cv2.VideoCapture(str(out / "clip_boxes.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 24
     assert len((out / "clip.jsonl").read_text().splitlines()) == 24
     assert "Traceback" not in result.stderr
+    example = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c", library_example()], cwd=clone,
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert example.returncode == 0, example.stderr
+    labels = [line.split()[0] for line in example.stdout.splitlines()]
+    assert {"dog", "bicycle", "car"} <= set(labels), example.stdout

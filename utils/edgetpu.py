@@ -62,22 +62,29 @@ def list_devices() -> list[tuple[str, str]]:
     return devices
 
 
-def parse_devices(option: str | None) -> list[str | None]:
-    """``--device``: one name, a comma-separated list, or ``all``; ``[None]`` means the first device."""
-    if option is None:
-        return [None]
+def device_names(option: str) -> list[str] | None:
+    """The names in ``--device`` (one, or a comma-separated list), checked; None for ``all``."""
     if option.strip() == "all":
-        devices = [name for name, _ in list_devices()]
-        if not devices:
-            raise UserError("--device all: no Edge TPU found (check the USB connection; --list-devices shows "
-                            "what the runtime sees)")
-        return devices
+        return None
     names = [name.strip() for name in option.split(",")]
     for name in names:
         if not name or not _DEVICE.fullmatch(name):
             raise UserError(f"--device {option}: {name!r} is not a device name (usb, usb:0, pci:1, :0 or all)")
     if len(set(names)) != len(names):
         raise UserError(f"--device {option}: a device is named twice")
+    return names
+
+
+def parse_devices(option: str | None) -> list[str | None]:
+    """``--device``: one name, a list, or ``all`` (every device listed); ``[None]`` means the first device."""
+    if option is None:
+        return [None]
+    names = device_names(option)
+    if names is None:
+        names = [name for name, _ in list_devices()]
+        if not names:
+            raise UserError("--device all: no Edge TPU found (check the USB connection; --list-devices shows "
+                            "what the runtime sees)")
     return names
 
 
@@ -88,6 +95,7 @@ def delegate(load_delegate, device: str | None):
     try:
         return load_delegate(name, {"device": device} if device else {})
     except (ValueError, OSError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = lines[-1][:160] if lines else type(error).__name__  # the library's own words come last
         raise UserError(f"no Edge TPU found{f' at {device}' if device else ''}: {name} is installed but the "
                         f"delegate failed ({reason}); check the connection, or --list-devices") from None

@@ -37,8 +37,17 @@ def image_frames(paths: list[Path], unreadable: list[Path]) -> Iterator[Frame]:
         yield Frame(str(path), 0, image)
 
 
+def _quiet_opencv() -> None:
+    """OpenCV logs errors only: our own message says it once. (Builds expose the setter in one of two places.)"""
+    logging = getattr(cv2.utils, "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(2)  # LOG_LEVEL_ERROR
+
+
 def open_capture(target: str | int, what: str) -> cv2.VideoCapture:
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own message says it once
+    _quiet_opencv()
     capture = cv2.VideoCapture(target)
     if not capture.isOpened():
         capture.release()
