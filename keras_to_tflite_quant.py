@@ -141,7 +141,7 @@ def main() -> int:
         print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
     int8 = Detector(args.output)
     print(fidelity.compare(lambda image: fidelity.keras_detect(model, meta, image),
-                           int8.detect, images).format())
+                           int8.detect, images, int8.engine.kernels).format())
     print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 1 if args.strict and not report.all_mapped else 0
 

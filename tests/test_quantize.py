@@ -119,7 +119,7 @@ def test_quantizer_reports(model_factory, tmp_path):
     assert "calibrating" in result.stderr
     assert "Number of operations that will run on CPU" in result.stdout
     assert "head 13x13: mean |d|" in result.stdout and "peak memory" in result.stdout
-    assert "Detections of the int8 model against the float model on 2 images" in result.stdout
+    assert "Detections of the int8 model (xnnpack kernels) against the float model on 2 images" in result.stdout
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from .console import add_verbose, quiet_libraries
 from .detector import Detector
 from .errors import ArgumentParser, UserError, run_cli
 from .images import find_images, read_image
+from .interpreters import KERNELS, RUNTIMES
 from .nms import iou_matrix
 from .preprocess import Preprocessor
 from .yolo_adapter import postprocess
@@ -30,6 +31,7 @@ LOOSE = (0.35, 0.5, 1.0)
 @dataclass
 class Fidelity:
     images: int = 0
+    kernels: str = "xnnpack"  # the int8 model's CPU kernels (int8 results depend on them)
     strict_matched: int = 0
     strict_total: int = 0
     loose_matched: int = 0
@@ -42,7 +44,7 @@ class Fidelity:
         return float(np.mean(self.score_deltas)) if self.score_deltas else 0.0
 
     def format(self) -> str:
-        return (f"Detections of the int8 model against the float model on {self.images} images:\n"
+        return (f"Detections of the int8 model ({self.kernels} kernels) against the float model on {self.images} images:\n"
                 f"  strict (score >= 0.30, IoU >= 0.9, |dscore| <= 0.03): {self.strict_matched}/{self.strict_total} matched\n"
                 f"  loose  (score >= 0.35, IoU >= 0.5):                   {self.loose_matched}/{self.loose_total} matched, "
                 f"{self.extras} extra\n"
@@ -88,8 +90,8 @@ def keras_detect(model, meta: YoloMeta, image: np.ndarray, threshold: float = 0.
     return postprocess([by_grid[tuple(h.grid)] for h in meta.heads], meta, box, threshold, 0.45)
 
 
-def compare(reference_detect, candidate_detect, images: list[np.ndarray]) -> Fidelity:
-    report = Fidelity()
+def compare(reference_detect, candidate_detect, images: list[np.ndarray], kernels: str = "xnnpack") -> Fidelity:
+    report = Fidelity(kernels=kernels)
     for image in images:
         add_image(report, reference_detect(image), candidate_detect(image))
     return report
@@ -100,11 +102,14 @@ def main() -> None:
     parser.add_argument("int8", type=Path, help="quantized .tflite")
     parser.add_argument("reference", type=Path, help="float .tflite of the same model (keras_to_tflite_quant.py --float)")
     parser.add_argument("--images", nargs="+", required=True, help="image files, directories or globs")
+    parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto", help="TFLite runtime (default: %(default)s)")
+    parser.add_argument("--kernels", choices=KERNELS, help="CPU kernels of both models (default: the runtime's fastest)")
     add_verbose(parser)
     args = parser.parse_args()
     quiet_libraries(args.verbose)
     paths = find_images(args.images)
-    quantized, reference = Detector(args.int8), Detector(args.reference)
+    quantized = Detector(args.int8, runtime=args.runtime, kernels=args.kernels)
+    reference = Detector(args.reference, runtime=args.runtime, kernels=args.kernels)
     if quantized.meta.classes != reference.meta.classes:
         raise UserError(f"model {args.int8} has {quantized.meta.classes} classes and {args.reference} has "
                         f"{reference.meta.classes}: they are not the same model, so their detections cannot be matched")
@@ -115,7 +120,7 @@ def main() -> None:
     if sizes[0] != sizes[1]:
         print(f"Input sizes differ ({sizes[0]} and {sizes[1]}): detections are compared in image pixels, "
               "so the comparison is fair, but it measures the input size as well as quantization.")
-    print(compare(reference.detect, quantized.detect, images).format())
+    print(compare(reference.detect, quantized.detect, images, quantized.engine.kernels).format())
 
 
 if __name__ == "__main__":
