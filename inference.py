@@ -58,6 +58,9 @@ def parse_args() -> argparse.Namespace:
     source.add_argument("--video", type=Path, help="video file")
     parser.add_argument("--output", type=Path, help="save annotated results: an image file, a directory (the "
                         "source tree mirrored under it), or a video file; never one of the sources")
+    parser.add_argument("--save-txt", type=Path, metavar="DIR", help="with --image: Darknet label files "
+                        "('class cx cy w h', relative) of the detections, the source tree mirrored under DIR, "
+                        "for evaluate.py or as pseudo-labels for Darknet")
     parser.add_argument("--json", action="store_true", help="one JSON object per image/frame on stdout")
     parser.add_argument("--no-display", action="store_true", help="never open a window")
     add_verbose(parser)
@@ -73,6 +76,8 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     if args.device and not args.edge_tpu:
         parser.error("--device names an Edge TPU: add --edge_tpu")
+    if args.save_txt and not args.image:
+        parser.error("--save-txt writes one label file per image: use it with --image")
     if args.device:
         try:
             device_names(args.device)
@@ -129,17 +134,18 @@ def main() -> int:
     quiet_libraries(args.verbose)
     if args.list_devices:
         return list_devices()
-    from utils import media
+    from utils import datasets, media
     from utils.draw import draw_detections, draw_fps
     from utils.images import find_image_entries
 
     log = (lambda message: print(message, file=sys.stderr)) if args.json else print
     # Every input is checked and every output planned before anything is loaded or written.
-    sink, outputs, unreadable = None, [], []
+    sink, outputs, label_files, unreadable = None, [], [], []
     if args.image:
         entries = find_image_entries(args.image)
         paths = [path for path, _ in entries]
         outputs = media.plan_image_outputs(entries, args.output) if args.output else []
+        label_files = datasets.label_outputs(entries, args.save_txt) if args.save_txt else []
         stream = False
     else:
         if args.video and not args.video.is_file():
@@ -158,6 +164,7 @@ def main() -> int:
     else:
         frames = media.image_frames(paths, unreadable)
         destination = dict(zip(map(str, paths), outputs))
+        labels_of = dict(zip(map(str, paths), label_files))
     display = not args.no_display and media.display_available()
 
     totals, setup, count, started = [0.0, 0.0, 0.0], 0.0, 0, time.perf_counter()
@@ -174,6 +181,9 @@ def main() -> int:
                     found = ", ".join(f"{names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]"
                                       for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids))
                     print(f"{frame.source}: {found or 'nothing found'}  ({timing.total:.1f} ms)")
+                if label_files:
+                    height, width = frame.image.shape[:2]
+                    datasets.write_labels(labels_of[frame.source], datasets.format_labels(detections, width, height))
                 if sink or display or outputs:
                     annotated = draw_detections(frame.image, detections, names)
                     if stream:
@@ -208,8 +218,10 @@ def main() -> int:
         once = f"; set-up, not counted: first invoke {detector.engine.warmup_ms:.1f} ms" + (
             f", resize graphs {setup:.1f} ms" if setup else "")
         log(f"{count} {'frames' if stream else 'images'}: pre {pre:.2f} ms, invoke {invoke:.2f} ms, "
-            f"post {post:.2f} ms per frame{once}; {count / elapsed:.1f} FPS overall ({detector.engine.runtime}"
-            f", {detector.engine.kernels} kernels{', Edge TPU' if args.edge_tpu else ''})")
+            f"post {post:.2f} ms per frame{once}; {count / elapsed:.1f} FPS overall ({detector.engine.description}"
+            f"{', Edge TPU' if args.edge_tpu else ''})")
+    if label_files and count:
+        log(f"wrote {count} label files under {args.save_txt}")
     if args.image:
         summary = f"{len(paths)} images, {len(unreadable)} unreadable"
         if not count:

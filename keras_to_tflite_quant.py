@@ -99,9 +99,10 @@ def main() -> int:
 
     from utils import calibration, edgetpu_check, fidelity, quantize
     from utils.detector import Detector
+    from utils.keras_engine import load_keras_model
 
     started = time.perf_counter()
-    model = quantize.load_keras_model(args.model)
+    model = load_keras_model(args.model)
     meta = quantize.model_meta(model, args.model, args.anchors)
     if not args.dataset and not args.float:
         print(f"warning: no --dataset: calibrating on the {len(dataset)} sample photos in {REPO_SAMPLES}. "

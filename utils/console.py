@@ -49,3 +49,20 @@ def quiet_libraries(verbose: bool = False) -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     for module in ("tensorflow", "keras", "h5py", "absl"):
         warnings.filterwarnings("ignore", module=module)
+
+
+class Progress:
+    """``label 12/34`` on stderr: redrawn in place on a terminal, a line per tenth elsewhere (logs)."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done, self._shown = total, label, 0, -1
+        self.terminal = sys.stderr.isatty()
+
+    def step(self) -> None:
+        self.done += 1
+        if self.terminal:
+            print(f"\r{self.label} {self.done}/{self.total}", end="" if self.done < self.total else "\n",
+                  file=sys.stderr, flush=True)
+        elif self.done * 10 // max(self.total, 1) > self._shown:
+            self._shown = self.done * 10 // max(self.total, 1)
+            print(f"{self.label} {self.done}/{self.total}", file=sys.stderr, flush=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .device_pool import round_robin
 from .edgetpu import parse_devices
-from .engine import Engine
+from .engine import Engine, open_engine
 from .errors import UserError
 from .files import read_text
 from .yolo_adapter import YoloAdapter, model_meta, postprocess
@@ -65,7 +65,7 @@ class Detector:
     """A YOLO ``.tflite`` model ready to detect, on the CPU or one or several Edge TPUs.
 
     ``model``: a ``.tflite`` from keras_to_tflite_quant.py (or its ``_edgetpu.tflite`` with
-    ``edge_tpu=True``). ``classes``: a names file, one per line (labels are class numbers without it).
+    ``edge_tpu=True``), or a float ``.h5``/``.keras`` from convert.py (needs TensorFlow). ``classes``: a names file, one per line (labels are class numbers without it).
     ``threshold``: objectness x class probability, as Darknet's ``-thresh``. ``iou``: NMS threshold.
     ``runtime``: "auto", "litert", "tflite_runtime" or "tensorflow". ``kernels``: "xnnpack",
     "builtin" or "reference" (default: the runtime's fastest). ``device``: "usb:0", "pci:0", a list
@@ -81,7 +81,7 @@ class Detector:
             raise UserError(f"--device {device} names an Edge TPU: add --edge_tpu")
         names = read_class_names(classes) if classes is not None else None
         self.devices = parse_devices(device) if edge_tpu else [None]
-        self.engines = [Engine(model, runtime, threads, kernels, edge_tpu, d) for d in self.devices]
+        self.engines = [open_engine(model, runtime, threads, kernels, edge_tpu, d) for d in self.devices]
         self.meta = model_meta(self.engines[0], anchors)
         if names is not None:
             check_classes(self.meta, names, classes)

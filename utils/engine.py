@@ -64,6 +64,14 @@ class Engine:
         self.warmup_ms = (time.perf_counter() - start) * 1e3
 
     @property
+    def description(self) -> str:
+        return f"{self.runtime}, {self.kernels} kernels"
+
+    def metadata(self, name: str) -> bytes | None:
+        """The model's metadata buffer called ``name``."""
+        return tflite_model.read_metadata(self.data, name)
+
+    @property
     def quantized(self) -> bool:
         return self.input.dtype != np.float32
 
@@ -72,3 +80,14 @@ class Engine:
         self.interpreter.set_tensor(self.input.index, tensor)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(output.index) for output in self.outputs]
+
+
+def open_engine(path: str | Path, runtime: str = "auto", threads: int | None = None, kernels: str | None = None,
+                edge_tpu: bool = False, device: str | None = None):
+    """An ``Engine`` for a ``.tflite``, a ``KerasEngine`` (TensorFlow) for a float ``.h5``/``.keras``."""
+    if Path(path).suffix.lower() in (".h5", ".keras"):
+        if edge_tpu:
+            raise UserError(f"model {path}: a Keras model cannot run on the Edge TPU; quantize and compile it")
+        from .keras_engine import KerasEngine
+        return KerasEngine(path)
+    return Engine(path, runtime, threads, kernels, edge_tpu, device)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -13,28 +11,12 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-from . import keras_layers  # noqa: F401  (registers the custom layers for load_model)
 from . import tflite_model
 from .errors import UserError
 from .preprocess import Preprocessor
 from .yolo_meta import METADATA_NAME, YoloMeta, load_meta_file, resolve_meta, sidecar_paths
 
 IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
-
-
-def load_keras_model(path: Path) -> keras.Model:
-    """The Keras model at ``path`` (``.h5`` or ``.keras``, in any letter case)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == path.suffix:
-            return keras.models.load_model(path, compile=False)
-        with tempfile.TemporaryDirectory() as directory:  # Keras picks the format by a lower-case name
-            alias = Path(directory) / f"model{suffix}"
-            os.symlink(path.resolve(), alias)
-            return keras.models.load_model(alias, compile=False)
-    except Exception as error:  # Keras raises many types for a foreign file
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise UserError(f"model {path}: not a Keras model this toolkit can read ({first})") from None
 
 
 def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None = None) -> YoloMeta:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tflite_model
 from .decode import decode
 from .engine import Engine
 from .errors import UserError
 from .nms import nms
 from .preprocess import Preprocessor
-from .yolo_meta import METADATA_NAME, YoloMeta, resolve_meta
+from .yolo_meta import METADATA_NAME, YoloMeta, load_meta_file, resolve_meta, sidecar_paths
 from .yolo_types import Detections, HeadOutput, Letterbox
 
 
@@ -31,11 +30,17 @@ def output_heads(engine: Engine) -> dict[tuple[int, int], int]:
 
 
 def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
-    """The metadata embedded in the model, else ``--anchors``; checked against the outputs."""
-    raw = tflite_model.read_metadata(engine.data, METADATA_NAME)
-    own = YoloMeta.from_json(raw.decode(), f"model {engine.path}") if raw else None
+    """The metadata embedded in the model, else its ``_yolo.json`` sidecar (a Keras model's), else
+    ``--anchors``; checked against the outputs."""
+    raw = engine.metadata(METADATA_NAME)
+    sidecar = sidecar_paths(engine.path)[0]
+    if raw:
+        own = YoloMeta.from_json(raw.decode(), f"model {engine.path}")
+    else:
+        own = load_meta_file(sidecar) if sidecar.is_file() else None
     input_size = (engine.input.shape[2], engine.input.shape[1])
-    return resolve_meta(engine.path, input_size, output_heads(engine), own, anchors, "pass --anchors")
+    return resolve_meta(engine.path, input_size, output_heads(engine), own, anchors,
+                        f"pass --anchors (or keep {sidecar.name} beside it)")
 
 
 def postprocess(heads: list[HeadOutput], meta: YoloMeta, box: Letterbox, threshold: float, iou: float,

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Measure the accuracy of one or more models on labelled images: mAP@0.5 as Darknet's `detector map`
+computes it, COCO's mAP@[.5:.95], and precision/recall at a threshold, side by side.
+
+    python evaluate.py --model out/a.tflite --model out/b.tflite --classes model_data/coco.names --images val/
+    python evaluate.py --model out/a.tflite --data obj.data
+    python evaluate.py --model out/a.tflite --classes model_data/coco.names --coco instances.json --images val2017/
+    python evaluate.py --model out/a.tflite --reference out/a.h5 --classes model_data/coco.names --images photos/
+
+Ground truth: YOLO .txt labels (`class cx cy w h`, relative) found as Darknet finds them (images/ ->
+labels/, else beside the image), a Darknet .data file (valid= and names=), a COCO instances file,
+or with --reference another model's detections ("agreement": what int8 or the Edge TPU costs
+against the float model, without labels). Detections are collected above 0.005 (Darknet's map
+does the same), with inference.py's pre- and post-processing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from utils.console import add_verbose, quiet_libraries
+from utils.errors import ArgumentParser, UserError, run_cli
+from utils.interpreters import KERNELS, RUNTIMES
+
+
+def parse_args() -> argparse.Namespace:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--model", action="append", required=True, type=Path,
+                        help="a model to evaluate (.tflite, _edgetpu.tflite with --edge_tpu, or a float .h5/.keras); "
+                             "repeat for several")
+    parser.add_argument("--classes", type=Path, help="class names, one per line (default: names= of --data)")
+    truth = parser.add_mutually_exclusive_group()
+    truth.add_argument("--data", type=Path, help="a Darknet .data file: valid= (image list) and names=")
+    truth.add_argument("--coco", type=Path, help="a COCO instances JSON; its images under --images DIR")
+    truth.add_argument("--reference", type=Path, help="a model whose detections (at --reference-threshold) are "
+                       "the ground truth")
+    parser.add_argument("--images", nargs="+", help="image files, directories, globs or a Darknet list .txt")
+    parser.add_argument("--reference-threshold", type=float, default=0.25,
+                        help="score threshold of the --reference detections (default: %(default)s)")
+    parser.add_argument("-t", "--threshold", type=float, default=0.25,
+                        help="threshold for precision, recall and F1 (Darknet's -thresh; default: %(default)s)")
+    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default: %(default)s)")
+    parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto", help="TFLite runtime")
+    parser.add_argument("--kernels", choices=(*KERNELS, "all"),
+                        help="CPU kernels; 'all' evaluates each .tflite under every set and reports the spread")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: %(default)s)")
+    parser.add_argument("--edge_tpu", action="store_true", help="run the models on an Edge TPU")
+    parser.add_argument("--device", help="Edge TPU device (usb:0, pci:0)")
+    parser.add_argument("--json", action="store_true", help="the results as one JSON object on stdout")
+    add_verbose(parser)
+    parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (skipped, each named on stderr); "
+                      "2 bad input, nothing done.")
+    args = parser.parse_args()
+    if args.data is None and not args.images:
+        parser.error("give --images (with labels beside them, --coco or --reference) or --data")
+    if args.data is not None and args.images:
+        parser.error("--data names its own images (valid=): drop --images")
+    if args.classes is None and args.data is None:
+        parser.error("give --classes (or --data, whose names= it uses)")
+    for name in ("threshold", "reference_threshold"):
+        if not 0 < getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if args.device and not args.edge_tpu:
+        parser.error("--device names an Edge TPU: add --edge_tpu")
+    if args.edge_tpu and args.kernels == "all":
+        parser.error("--kernels all is for the CPU; drop --edge_tpu")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    quiet_libraries(args.verbose)
+    from utils import datasets, evaluation
+    from utils.detector import Detector, read_class_names
+    from utils.files import require_file
+
+    log = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    if args.data is not None:
+        valid, names_path = datasets.read_data_file(require_file(args.data, "data file"))
+        images = datasets.image_list(require_file(valid, "image list"))
+    else:
+        images = datasets.find_dataset_images(args.images) if args.coco is None else []
+        names_path = args.classes
+    names = read_class_names(args.classes or names_path)
+    if args.coco is not None:
+        if len(args.images) != 1 or not Path(args.images[0]).is_dir():
+            raise UserError(f"--images {' '.join(args.images)}: with --coco, give the one directory of its images")
+        truths, unknown = datasets.coco_truths(require_file(args.coco, "annotations"), Path(args.images[0]), names)
+        if unknown:
+            print(f"warning: {len(unknown)} COCO categories have no class of that name and are left out: "
+                  f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}", file=sys.stderr)
+    elif args.reference is not None:
+        truths = [datasets.Truth.empty(path) for path in images]  # the reference's detections replace them
+    else:
+        truths = datasets.darknet_truths(images, len(names))
+
+    options = dict(threshold=evaluation.COLLECT_THRESHOLD, iou=args.iou, runtime=args.runtime, threads=args.threads,
+                   edge_tpu=args.edge_tpu, device=args.device)
+    runs = []
+    for path in args.model:
+        tflite = path.suffix.lower() == ".tflite"
+        for kernels in (KERNELS if args.kernels == "all" and tflite else [None if args.kernels == "all" else args.kernels]):
+            detector = Detector(path, args.classes or names_path, **options, kernels=kernels)
+            runs.append(evaluation.Run(f"{path} ({detector.engine.description})", detector, []))
+    reference = None
+    if args.reference is not None:
+        reference = Detector(args.reference, args.classes or names_path, **{**options, "threshold": args.reference_threshold})
+    result = evaluation.run(runs, truths, len(names), args.threshold, reference)
+    if not result.images:
+        raise UserError(f"images: none of the {len(truths)} images could be read")
+
+    source = (f"agreement with {args.reference} at {args.reference_threshold:g}" if reference is not None
+              else f"{result.objects} labelled objects")
+    notes = [f"{len(result.unreadable)} unreadable"] if result.unreadable else []
+    if result.unlabelled:
+        notes.append(f"{result.unlabelled} without a label file (no objects)")
+    if args.json:
+        print(json.dumps(evaluation.to_json(result, names)))
+    else:
+        print(f"{result.images} images, {source}{'; ' + ', '.join(notes) if notes else ''}; IoU 0.5, scores from "
+              f"{evaluation.COLLECT_THRESHOLD}")
+        print(evaluation.format_table(result, names, args.threshold))
+        for line in evaluation.kernel_spread(result):
+            print(line)
+    if result.unreadable:
+        log(f"{len(truths)} images, {len(result.unreadable)} unreadable (exit status 1)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,217 @@
+"""evaluate.py and its metrics: answers known by hand, COCO against pycocotools itself, Darknet
+datasets as Darknet lays them out, and the round trip inference.py --save-txt -> evaluate.py."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import MODEL_DATA, assert_user_error, run_script, sample_paths
+from utils import datasets, metrics
+from utils.yolo_types import Detections
+
+pytest.importorskip("pycocotools")
+
+
+def found(boxes, scores, classes) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32),
+                      np.array(classes, np.int64))
+
+
+def truth(boxes, classes, crowd=None):
+    boxes = np.array(boxes, np.float32).reshape(-1, 4)
+    return boxes, np.array(classes, np.int64), np.array(crowd or [False] * len(boxes), bool)
+
+
+A, B = [10, 10, 50, 50], [100, 100, 160, 140]
+
+
+def score(truths, detections, classes=3):
+    return metrics.evaluate(truths, detections, classes)
+
+
+def test_perfect_detections_score_one():
+    result = score([truth([A, B], [0, 1])], [found([A, B], [0.9, 0.8], [0, 1])])
+    assert result.map50 == 1.0 and result.totals() == (1.0, 1.0, 1.0)
+
+
+def test_one_missed_object_of_two_gives_half():
+    result = score([truth([A, B], [0, 0])], [found([A], [0.9], [0])])
+    assert result.map50 == 0.5
+    assert (result.classes[0].precision, result.classes[0].recall) == (1.0, 0.5)
+
+
+def test_a_box_shifted_below_iou_half_is_a_false_positive():
+    shifted = [30, 10, 70, 50]  # IoU with A: 20x40 / (2 * 1600 - 800) = 1/3
+    result = score([truth([A], [0])], [found([shifted], [0.9], [0])])
+    assert result.map50 == 0.0 and result.classes[0].false_positives == 1
+
+
+def test_a_duplicate_is_a_false_positive_ranked_by_score():
+    # 0.9 on A (TP), 0.8 on A again (FP: A is taken), 0.7 on B (TP):
+    # precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1 -> AP = 1/2 * 1 + 1/2 * 2/3.
+    result = score([truth([A, B], [0, 0])], [found([A, A, B], [0.9, 0.8, 0.7], [0, 0, 0])])
+    assert result.map50 == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert result.classes[0].true_positives == 2 and result.classes[0].false_positives == 1
+
+
+def test_the_best_truth_taken_is_a_false_positive_as_in_darknet():
+    """Darknet matches a detection to its highest-IoU truth only; if that one is taken, it is a false
+    positive even when another truth overlaps it by more than 0.5."""
+    a2 = [10, 10, 50, 56]
+    detection = [10, 10, 50, 52]  # IoU 0.95 with A, 0.93 with a2
+    result = score([truth([A, a2], [0, 0])], [found([A, detection], [0.9, 0.8], [0, 0])])
+    assert result.map50 == 0.5
+
+
+def test_several_classes_average_over_classes_with_truth():
+    result = score([truth([A, B], [0, 2])], [found([A], [0.9], [0])], classes=80)
+    assert [c.class_id for c in result.classes] == [0, 2]
+    assert result.map50 == 0.5 and result.map50_all_classes == pytest.approx(1 / 80)
+
+
+def test_detections_across_images_are_ranked_together():
+    # Two objects (A in image 1, B in image 2). Image 1: an FP at 0.95; image 2: B found at 0.9.
+    # Ranked together: precision 0 then 1/2, recall 0 then 1/2 -> AP = 1/2 * 1/2.
+    result = score([truth([A], [0]), truth([B], [0])], [found([B], [0.95], [0]), found([B], [0.9], [0])])
+    assert result.map50 == pytest.approx(0.25)
+
+
+def test_coco_figure_equals_pycocotools_on_the_same_data(tmp_path):
+    """A COCO file with COCO's own category ids and a crowd region, read by datasets.coco_truths and
+    scored by metrics.coco_map, against pycocotools run on the file and the detections directly."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    rng = np.random.default_rng(3)
+    names = [line for line in (MODEL_DATA / "coco.names").read_text().splitlines() if line]
+    category = {"person": 1, "bicycle": 2, "car": 3, "dog": 18}
+    images, annotations, detections, ours = [], [], [], []
+    for image_id in (7, 9, 12):
+        images.append({"id": image_id, "file_name": f"{image_id}.jpg", "width": 640, "height": 480})
+        for k in range(4):
+            name = list(category)[k % 4]
+            x, y, w, h = [float(v) for v in rng.uniform([0, 0, 20, 20], [500, 380, 140, 100])]
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category[name],
+                                "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(k == 3 and image_id == 9)})
+            for _ in range(3):
+                jitter = rng.normal(0, 8, 4)
+                detections.append({"image_id": image_id, "category_id": category[name],
+                                   "bbox": [x + jitter[0], y + jitter[1], w + jitter[2], h + jitter[3]],
+                                   "score": float(rng.uniform(0.01, 1))})
+    (tmp_path / "instances.json").write_text(json.dumps({
+        "images": images, "annotations": annotations,
+        "categories": [{"id": i, "name": n} for n, i in category.items()] + [{"id": 90, "name": "toothbrush2"}]}))
+    truths, unknown = datasets.coco_truths(tmp_path / "instances.json", tmp_path, names)
+    assert unknown == ["toothbrush2"]
+    for entry in images:
+        mine = [d for d in detections if d["image_id"] == entry["id"]]
+        ours.append(found([[d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]]
+                           for d in mine], [d["score"] for d in mine],
+                          [names.index(next(n for n, i in category.items() if i == d["category_id"])) for d in mine]))
+    arrays = [(t.in_pixels(640, 480), t.class_ids, t.crowd) for t in truths]
+    figure = metrics.coco_map(arrays, ours, [(640, 480)] * 3)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground = COCO(str(tmp_path / "instances.json"))
+        evaluation = COCOeval(ground, ground.loadRes(detections), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    assert 0.2 < figure < 1 and figure == pytest.approx(evaluation.stats[0], abs=1e-9)
+
+
+# ---- Darknet datasets ----------------------------------------------------------------------------
+
+def test_labels_are_found_where_darknet_looks(tmp_path):
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "labels").mkdir()
+    image = tmp_path / "data" / "images" / "a.JPG"
+    (tmp_path / "data" / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    assert datasets.label_path(image) == tmp_path / "data" / "labels" / "a.txt"
+    beside = tmp_path / "b.jpg"
+    assert datasets.label_path(beside) == tmp_path / "b.txt"
+
+
+@pytest.mark.parametrize("line, fragments", [
+    ("80 0.5 0.5 0.1 0.1", ("a.txt:2", "class 80 is beyond the 80 class names")),
+    ("-1 0.5 0.5 0.1 0.1", ("a.txt:2", "class -1")),
+    ("3 1.5 0.5 0.1 0.1", ("a.txt:2", "out of range")),
+    ("3 0.5 0.5 0 0.1", ("a.txt:2", "out of range")),
+    ("3 0.5 0.5 0.1", ("a.txt:2", "expected 5 numbers")),
+    ("dog 0.5 0.5 0.1 0.1", ("a.txt:2", "numbers")),
+])
+def test_bad_labels_are_one_line_naming_file_and_line(tmp_path, line, fragments):
+    shutil.copy(MODEL_DATA / "samples" / "dog.jpg", tmp_path / "a.jpg")
+    (tmp_path / "a.txt").write_text("\ufeff1 0.5 0.5 0.2 0.2\r\n" + line + "\n")
+    result = run_script("evaluate.py", "--model", "m.tflite", "--classes", str(MODEL_DATA / "coco.names"),
+                        "--images", str(tmp_path))
+    assert_user_error(result, *fragments)
+
+
+def test_help():
+    result = run_script("evaluate.py", "--help")
+    assert result.returncode == 0 and "--reference" in result.stdout and "--kernels" in result.stdout
+
+
+# ---- end to end, real model ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def float_model(model_factory):
+    return model_factory("tiny_keep_float", quant_args=["--float"])
+
+
+@pytest.mark.slow
+def test_own_labels_score_one_and_bad_inputs_are_counted(tmp_path, float_model):
+    """--save-txt of the float model, read back by evaluate.py from a Darknet layout (images/ and
+    labels/, a .data file with valid= and names=): mAP 1.0; a missing label file and an unreadable
+    image are counted."""
+    images = tmp_path / "set" / "images"
+    images.mkdir(parents=True)
+    for path in sample_paths():
+        shutil.copy(path, images / path.name)
+    names = str(MODEL_DATA / "coco.names")
+    saved = run_script("inference.py", "--model", str(float_model), "--classes", names, "--image", str(images),
+                       "--save-txt", str(tmp_path / "set" / "labels"), "--no-display")
+    assert saved.returncode == 0, saved.stderr
+    labels = sorted((tmp_path / "set" / "labels").iterdir())
+    assert len(labels) == len(sample_paths()) and all(line.count(" ") == 4 for p in labels
+                                                      for line in p.read_text().splitlines())
+    (images / "extra.jpg").write_bytes((images / "dog.jpg").read_bytes())  # no label file: no objects
+    (images / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "set" / "labels" / "broken.txt").write_text("")
+    (tmp_path / "valid.txt").write_text("".join(f"set/images/{p.name}\n" for p in sorted(images.iterdir())))
+    (tmp_path / "obj.data").write_text(f"classes = 80\nvalid = valid.txt\nnames = {names}\n")
+    result = run_script("evaluate.py", "--model", str(float_model), "--data", str(tmp_path / "obj.data"), "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["unreadable"] == 1 and report["unlabelled"] == 1 and report["images"] == len(labels) + 1
+    model = report["models"][0]
+    # extra.jpg (a copy of dog.jpg without labels) adds false positives ranked among the true ones
+    assert model["map50"] < 1.0
+    (images / "extra.jpg").unlink()
+    (images / "broken.jpg").unlink()
+    (tmp_path / "valid.txt").write_text("".join(f"set/images/{p.name}\n" for p in sorted(images.iterdir())))
+    result = run_script("evaluate.py", "--model", str(float_model), "--data", str(tmp_path / "obj.data"), "--json")
+    assert result.returncode == 0, result.stderr
+    model = json.loads(result.stdout)["models"][0]
+    assert model["map50"] == 1.0 and model["map50_95"] > 0.99
+    assert {c["label"] for c in model["per_class"]} >= {"dog", "bicycle", "person", "horse"}
+    assert all(0 <= c["precision"] <= 1 and 0 <= c["recall"] <= 1 for c in model["per_class"])
+
+
+@pytest.mark.slow
+def test_agreement_and_kernel_spread(model_factory, float_model):
+    int8 = model_factory("tiny_keep_int8", [], [])
+    result = run_script("evaluate.py", "--model", str(int8), "--reference", str(float_model), "--classes",
+                        str(MODEL_DATA / "coco.names"), "--images", *map(str, sample_paths()), "--kernels", "all")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = [line for line in lines if line.startswith(str(int8))]
+    assert [("xnnpack" in r, "builtin" in r, "reference" in r) for r in rows[:3]] == \
+        [(True, False, False), (False, True, False), (False, False, True)]
+    assert any("over 3 kernel sets" in line for line in lines)
+    map50 = [float(r.split(")")[-1].split()[0]) for r in rows[:3]]
+    assert all(0.8 <= value <= 1.0 for value in map50), rows
