@@ -70,6 +70,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-images", nargs="+", metavar="DIR|GLOB|FILE",
                         help="images for the quantization-error report (default: up to 8 calibration images)")
     parser.add_argument("--strict", action="store_true", help="exit 1 unless every op maps to the Edge TPU")
+    parser.add_argument("--debug-layers", type=int, nargs="?", const=5, metavar="N",
+                        help="also list the N layers (default 5) with the largest int8 error, from TensorFlow "
+                             "Lite's quantization debugger (python -m utils.quant_debug does it alone)")
     add_verbose(parser)
     return parser.parse_args()
 
@@ -143,6 +146,10 @@ def main() -> int:
     int8 = Detector(args.output)
     print(fidelity.compare(lambda image: fidelity.keras_detect(model, meta, image),
                            int8.detect, images, int8.engine.kernels).format())
+    if args.debug_layers:
+        from utils import quant_debug
+        errors = quant_debug.layer_errors(model, samples.dataset(meta.input_size, progress), args.io_type)
+        print(quant_debug.format_errors(errors, args.debug_layers))
     print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 1 if args.strict and not report.all_mapped else 0
 

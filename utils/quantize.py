@@ -31,7 +31,9 @@ def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None =
                         f"no {meta_path.name} beside it (write it with convert.py, or pass --anchors)")
 
 
-def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True) -> bytes:
+def converter_for(model: keras.Model, dataset: Callable | None, io_type: str = "uint8",
+                  quantize: bool = True) -> tf.lite.TFLiteConverter:
+    """The converter: full int8 (8-bit ``io_type`` input and outputs) calibrated on ``dataset``, or float."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -39,6 +41,11 @@ def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = IO_TYPES[io_type]
         converter.inference_output_type = IO_TYPES[io_type]
+    return converter
+
+
+def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True) -> bytes:
+    converter = converter_for(model, dataset, io_type, quantize)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its signatures
             return converter.convert()
