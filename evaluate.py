@@ -113,7 +113,8 @@ def main() -> int:
     if not result.images:
         raise UserError(f"images: none of the {len(truths)} images could be read")
 
-    source = (f"agreement with {args.reference} at {args.reference_threshold:g}" if reference is not None
+    source = (f"agreement with {args.reference} (its {result.objects} detections at {args.reference_threshold:g})"
+              if reference is not None
               else f"{result.objects} labelled objects")
     notes = [f"{len(result.unreadable)} unreadable"] if result.unreadable else []
     if result.unlabelled:

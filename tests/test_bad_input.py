@@ -144,6 +144,7 @@ def weights(d: Path, m: Models) -> str:
 INFER = ["inference.py", "--no-display"]
 QUANT = ["keras_to_tflite_quant.py"]
 CONVERT = ["convert.py"]
+EVALUATE = ["evaluate.py"]
 
 
 def infer(d: Path, m: Models, *args: str) -> list[str]:
@@ -564,7 +565,7 @@ def _(d, m):
     return [*INFER, "--model", bare_model(d, m), "--anchors", "none.txt", "--classes", names(d), "--image", photo(d)]
 
 
-@case("infer: --quant on a Keras file", fragments=("m.h5", "not a TFLite"))
+@case("infer: --quant on a Keras file (float)", fragments=("m.h5", "float32 input", "drop --quant"))
 def _(d, m):
     return [*INFER, "--model", keras_model(d, m), "--classes", names(d), "--image", photo(d), "--quant"]
 
@@ -583,6 +584,42 @@ def _(d, m):
 @case("fetch_weights: --sha256 that is not a checksum", fragments=("--sha256",))
 def _(d, m):
     return ["-m", "utils.fetch_weights", "--dest", "w.weights", "--sha256", "xyz"]
+
+
+@case("infer: --save-txt with --video", fragments=("--save-txt", "--image"))
+def _(d, m):
+    return [*INFER, "--model", model(d, m), "--classes", names(d), "--video", "v.avi", "--save-txt", "labels"]
+
+
+@case("infer: --save-txt writes one label file per image", status=0, creates=("labels/dog.txt",),
+      fragments=("wrote 1 label files under labels",))
+def _(d, m):
+    return [*INFER, "--model", model(d, m), "--classes", names(d), "--image", photo(d), "--save-txt", "labels"]
+
+
+@case("evaluate: a .data file without valid=", fragments=("obj.data", "no 'valid =' line"))
+def _(d, m):
+    (d / "obj.data").write_text("classes = 80\r\nnames = coco.names\r\n")
+    return [*EVALUATE, "--model", model(d, m), "--data", "obj.data"]
+
+
+@case("evaluate: --coco that is not a COCO file", fragments=("instances.json", "not a COCO instances file"))
+def _(d, m):
+    (d / "instances.json").write_text('{"images": []}')
+    photo(d, "val/dog.jpg")
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d), "--coco", "instances.json", "--images", "val"]
+
+
+@case("evaluate: a label with a class beyond the names", fragments=("dog.txt:1", "class 3 is beyond the 3 class names"))
+def _(d, m):
+    photo(d, "val/dog.jpg")
+    (d / "val" / "dog.txt").write_text("3 0.5 0.5 0.2 0.2\n")
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d, "a\nb\nc\n"), "--images", "val"]
+
+
+@case("evaluate: no ground truth named", fragments=("--images",))
+def _(d, m):
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d)]
 
 
 # ---- the runner ----------------------------------------------------------------------------------

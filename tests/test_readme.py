@@ -66,6 +66,7 @@ def test_walkthrough_runs_as_written(tmp_path, weights):
                  "clip_boxes.mp4", "clip.jsonl"):
         assert (out / name).is_file(), name
     assert "dog" in result.stdout and "Number of operations that will run on CPU: 0" in result.stdout
+    assert "mAP@0.5" in result.stdout and "yolov3-tiny-tpu.tflite (litert, xnnpack kernels)" in result.stdout
     assert int(cv2.VideoCapture(str(out / "clip_boxes.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 24
     assert len((out / "clip.jsonl").read_text().splitlines()) == 24
     assert "Traceback" not in result.stderr
