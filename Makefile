@@ -50,6 +50,7 @@ bench: $(VENV)/.installed .venv-tflite-runtime/.installed
 	$(PY) bench/bench.py
 	$(PY) bench/fidelity.py
 	$(PY) bench/kernels.py
+	$(PY) bench/defaults.py
 	$(PY) bench/models.py
 
 clean:

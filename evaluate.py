@@ -64,6 +64,8 @@ def parse_args() -> argparse.Namespace:
     for name in ("threshold", "reference_threshold"):
         if not 0 < getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if not 1 <= args.threads <= 4 * (os.cpu_count() or 1):
+        parser.error(f"--threads must be between 1 and {4 * (os.cpu_count() or 1)}")
     if args.device and not args.edge_tpu:
         parser.error("--device names an Edge TPU: add --edge_tpu")
     if args.edge_tpu and args.kernels == "all":

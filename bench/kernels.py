@@ -88,11 +88,11 @@ def cpu_name() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="few calibration samples and repetitions")
+    parser.add_argument("--tiny", action="store_true", help="two photos, few calibration samples and repetitions")
     args = parser.parse_args()
     quiet_libraries(False)
     weights = fetch_weights(log=lambda message: None)
-    paths = reference_photos()
+    paths = reference_photos()[:2] if args.tiny else reference_photos()
     images = [read_image(p) for p in paths]
     samples, reps = ("8", 3) if args.tiny else ("100", 20)
     print(f"Kernel sets on int8 Tiny YOLOv3, {len(images)} photos ({', '.join(p.name for p in paths)}); "

@@ -48,3 +48,21 @@ def test_fidelity_benchmark_tiny_mode():
     for leaky in ("keep", "prelu"):
         fixed, calibrated = matched[(leaky, "fixed")], matched[(leaky, "calibrated")]
         assert fixed[1] >= calibrated[1], (leaky, fixed, calibrated)
+
+
+@pytest.mark.slow
+def test_kernels_benchmark_tiny_mode():
+    result = run_script("bench/kernels.py", "--tiny", check=True)
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("keep ", "prelu "))]
+    assert {(row[0], row[1]) for row in rows if row[1] in ("xnnpack", "builtin", "reference")} == \
+        {(m, k) for m in ("keep", "prelu") for k in ("xnnpack", "builtin", "reference")}
+    assert sum("detections move" in line for line in result.stdout.splitlines()) == 6
+    assert "DIFFERENT" not in result.stdout
+
+
+@pytest.mark.slow
+def test_defaults_benchmark_tiny_mode():
+    result = run_script("bench/defaults.py", "--tiny", check=True)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("keep,")]
+    figures = [[float(v) for v in line.split()[-4:]] for line in rows]
+    assert len(rows) == 2 and all(0.5 < v <= 1 for row in figures for v in row), result.stdout
