@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OUT ?= out
 CFG ?= model_data/yolov3-tiny.cfg
 
-.PHONY: demo test test-fast weights bench clean darknet
+.PHONY: demo test test-fast weights bench clean darknet test-servers
 
 $(VENV)/.installed: requirements-infer.txt requirements-convert.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,18 @@ darknet:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq darknet >/dev/null; \
 	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: darknet not installed; tests against it will be skipped"; }
 
-test: $(VENV)/.installed darknet
+# GStreamer's RTSP server: the loopback camera of the stream tests (tests/servers/rtsp_server.py).
+RTSP_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav
+test-servers:
+	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer" \
+	  2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(RTSP_PACKAGES) >/dev/null; \
+	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: GStreamer's RTSP server not installed; the RTSP tests will be skipped"; }
+
+test: $(VENV)/.installed darknet test-servers
 	$(PY) -m pytest -q tests
 
 test-fast: $(VENV)/.installed
@@ -51,6 +62,7 @@ bench: $(VENV)/.installed .venv-tflite-runtime/.installed
 	$(PY) bench/fidelity.py
 	$(PY) bench/kernels.py
 	$(PY) bench/defaults.py
+	$(PY) bench/video_loop.py
 	$(PY) bench/models.py
 
 clean:

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 
 from utils.console import add_verbose, quiet_libraries
@@ -53,9 +54,15 @@ def parse_args() -> argparse.Namespace:
                         help=f"CPU threads for the interpreter and the pre-processing, 1 to {MAX_THREADS} "
                              "(4 x the cores) (default: all %(default)s cores)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--cam", nargs="?", const=0, type=int, metavar="INDEX", help="camera index (default: 0)")
+    source.add_argument("--cam", nargs="?", const="0", metavar="INDEX|DEVICE",
+                        help="camera index or device path such as /dev/video2 (default: 0)")
     source.add_argument("--image", nargs="+", metavar="PATH", help="image files or directories")
-    source.add_argument("--video", type=Path, help="video file")
+    source.add_argument("--video", metavar="FILE|URL", help="video file, or a network stream: rtsp://, rtsps://, "
+                        "http(s):// (MJPEG); credentials in the URL are never printed")
+    parser.add_argument("--reconnect", type=int, metavar="N", help="attempts to reopen a live source (camera or "
+                        "stream) that drops, with backoff up to 8 s (default: keep trying; files: never)")
+    parser.add_argument("--segment-minutes", type=float, metavar="M", help="write --output video in complete files "
+                        "of M minutes each (NAME_0001.mp4, ...), so a days-long run never holds one growing file")
     parser.add_argument("--output", type=Path, help="save annotated results: an image file, a directory (the "
                         "source tree mirrored under it), or a video file; never one of the sources")
     parser.add_argument("--save-txt", type=Path, metavar="DIR", help="with --image: Darknet label files "
@@ -65,7 +72,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-display", action="store_true", help="never open a window")
     add_verbose(parser)
     parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (each named on stderr, the "
-                      "others processed); 2 bad input, nothing done; 130 interrupted (outputs completed).")
+                      "others processed) or a live stream did not come back; 2 bad input, nothing done; "
+                      "130 interrupted (outputs completed).")
     args = parser.parse_args()
     if args.list_devices:
         return args
@@ -76,6 +84,10 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     if args.device and not args.edge_tpu:
         parser.error("--device names an Edge TPU: add --edge_tpu")
+    if args.reconnect is not None and args.reconnect < 0:
+        parser.error("--reconnect must be 0 or more")
+    if args.segment_minutes is not None and not (args.segment_minutes > 0 and args.output and not args.image):
+        parser.error("--segment-minutes needs a positive number of minutes and a video --output")
     if args.save_txt and not args.image:
         parser.error("--save-txt writes one label file per image: use it with --image")
     if args.device:
@@ -122,7 +134,9 @@ def record(frame, detections, timing, names) -> dict:
     if timing.setup:
         ms["setup"] = round(timing.setup, 3)
     device = {"device": timing.device} if timing.device else {}
-    return {"source": frame.source, "frame": frame.index, **device,
+    stamp = ({"time": datetime.fromtimestamp(frame.time, timezone.utc).isoformat(timespec="milliseconds")}
+             if frame.time is not None else {})
+    return {"source": frame.source, "frame": frame.index, **stamp, **device,
             "detections": [{"class_id": int(c), "label": names[c], "score": round(float(s), 4),
                             "box": [round(float(v), 1) for v in b]}
                            for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids)],
@@ -134,7 +148,7 @@ def main() -> int:
     quiet_libraries(args.verbose)
     if args.list_devices:
         return list_devices()
-    from utils import datasets, media
+    from utils import datasets, media, streams
     from utils.draw import draw_detections, draw_fps
     from utils.images import find_image_entries
 
@@ -148,17 +162,17 @@ def main() -> int:
         label_files = datasets.label_outputs(entries, args.save_txt) if args.save_txt else []
         stream = False
     else:
-        if args.video and not args.video.is_file():
-            raise UserError(f"video {args.video}: no such file")
+        source = streams.video_source(args.video) if args.video else streams.camera_source(args.cam)
         stream = True
         if args.output:
-            sink = media.VideoSink(args.output, 30.0, [args.video] if args.video else [])
+            inputs = [Path(args.video)] if args.video and not source.live else []
+            sink = (media.SegmentedVideoSink(args.output, 30.0, args.segment_minutes, inputs) if args.segment_minutes
+                    else media.VideoSink(args.output, 30.0, inputs))
     detector, names = load(args)
     if stream:
-        target = str(args.video) if args.video else args.cam
-        capture = media.open_capture(target, "video" if args.video else "camera")
-        fps_in, frame_count = media.video_properties(capture)
-        frames = media.capture_frames(capture, str(target))
+        video = streams.Stream(source, args.reconnect)
+        fps_in, frame_count = video.properties()
+        frames = video.frames()
         if sink:
             sink.fps = fps_in
     else:
@@ -196,7 +210,7 @@ def main() -> int:
                     if display and not media.show(annotated):
                         break
                 if stream and not args.json and count % 100 == 0:
-                    log(f"{count}{f'/{frame_count}' if args.video and frame_count else ''} frames")
+                    log(f"{count}{f'/{frame_count}' if frame_count and not source.live else ''} frames")
                 if interrupted.is_set():
                     break
         keep_video = True
@@ -207,7 +221,7 @@ def main() -> int:
         if sink:
             sink.close(keep_video)
             if keep_video and sink.frames:
-                print(f"wrote {args.output} ({sink.frames} frames)", file=sys.stderr if args.json else sys.stdout)
+                print(f"wrote {sink.describe()}", file=sys.stderr if args.json else sys.stdout)
     if interrupted.is_set():
         print(f"interrupted after {count} {'frames' if stream else 'images'}; the output is complete up to there",
               file=sys.stderr)
@@ -232,6 +246,9 @@ def main() -> int:
             return 1
         if len(paths) > 1:
             log(summary)
+    if stream and video.gave_up:
+        print(f"{source.name}: the stream did not come back (exit status 1)", file=sys.stderr)
+        return 1
     return 0
 
 

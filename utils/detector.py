@@ -23,6 +23,7 @@ from .edgetpu import parse_devices
 from .engine import Engine, open_engine
 from .errors import UserError
 from .files import read_text
+from .pipeline import pipeline
 from .yolo_adapter import YoloAdapter, model_meta, postprocess
 from .yolo_meta import YoloMeta
 from .yolo_types import Detections
@@ -109,10 +110,37 @@ class Detector:
         return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup, self.devices[worker])
 
     def detect_stream(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray] = lambda image: image,
-                      ) -> Iterator[tuple[Item, Detections, Timing]]:
-        """(item, detections, timing) for each item, in order; with several devices the items are
-        dealt round-robin, each device working on its own frame."""
-        workers = [lambda item, worker=worker: self.detect_timed(image_of(item), worker)
-                   for worker in range(len(self.adapters))]
-        for item, (detections, timing), _ in round_robin(workers, items):
-            yield item, detections, timing
+                      pipelined: bool = True) -> Iterator[tuple[Item, Detections, Timing]]:
+        """(item, detections, timing) for each item, in order. With several devices the items are
+        dealt round-robin, each device working on its own frame; with one, letterbox, invoke and
+        post-processing run as a pipeline (``pipelined``), each on its own frame."""
+        if len(self.adapters) > 1 or not pipelined:
+            workers = [lambda item, worker=worker: self.detect_timed(image_of(item), worker)
+                       for worker in range(len(self.adapters))]
+            for item, (detections, timing), _ in round_robin(workers, items):
+                yield item, detections, timing
+            return
+        adapter = self.adapters[0]
+
+        def prepare(item):
+            start = time.perf_counter()
+            tensor, box = adapter.prepare(image_of(item))
+            tensor = tensor.copy()  # the letterbox reuses its buffer for the next frame
+            setup = adapter.prepare.setup_ms
+            return item, tensor, box, (time.perf_counter() - start) * 1e3 - setup, setup
+
+        def invoke(prepared):
+            item, tensor, box, pre, setup = prepared
+            start = time.perf_counter()
+            heads = adapter.run(tensor)
+            return item, heads, box, pre, (time.perf_counter() - start) * 1e3, setup
+
+        def post(invoked):
+            item, heads, box, pre, invoke_ms, setup = invoked
+            start = time.perf_counter()
+            detections = postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
+            detections.names = self.names
+            return item, detections, Timing(pre, invoke_ms, (time.perf_counter() - start) * 1e3, setup,
+                                            self.devices[0])
+
+        yield from pipeline(items, [prepare, invoke, post])

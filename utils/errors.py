@@ -22,7 +22,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run_cli(main: Callable[[], int | None]) -> None:
-    """Run a script's ``main``; turn ``UserError`` into a one-line message and exit 2, Ctrl-C into 130."""
+    """Run a script's ``main``; turn ``UserError`` into a one-line message and exit 2, Ctrl-C into 130,
+    a closed stdout pipe into a quiet 141 (128 + SIGPIPE)."""
     prog = os.path.basename(sys.argv[0])
     try:
         status = main()
@@ -32,6 +33,9 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     sys.exit(status or 0)
 
 

@@ -1,11 +1,10 @@
-"""Frame sources (images, video files, cameras) and sinks (image files, video files, a window)."""
+"""Frames from image files, and the sinks: image files, video files, a window (video sources: ``streams``)."""
 from __future__ import annotations
 
 import os
 import platform
-import queue
 import sys
-import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +22,7 @@ class Frame:
     source: str
     index: int
     image: np.ndarray
+    time: float | None = None  # wall-clock seconds, for live sources
 
 
 def image_frames(paths: list[Path], unreadable: list[Path]) -> Iterator[Frame]:
@@ -35,65 +35,6 @@ def image_frames(paths: list[Path], unreadable: list[Path]) -> Iterator[Frame]:
             unreadable.append(path)
             continue
         yield Frame(str(path), 0, image)
-
-
-def _quiet_opencv() -> None:
-    """OpenCV logs errors only: our own message says it once. (Builds expose the setter in one of two places.)"""
-    logging = getattr(cv2.utils, "logging", None)
-    if logging is not None:
-        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
-    elif hasattr(cv2, "setLogLevel"):
-        cv2.setLogLevel(2)  # LOG_LEVEL_ERROR
-
-
-def open_capture(target: str | int, what: str) -> cv2.VideoCapture:
-    _quiet_opencv()
-    capture = cv2.VideoCapture(target)
-    if not capture.isOpened():
-        capture.release()
-        hint = "" if what == "video" else " (is it connected? try another --cam index)"
-        raise UserError(f"{what} {target}: cannot be opened{hint}")
-    return capture
-
-
-def capture_frames(capture: cv2.VideoCapture, source: str) -> Iterator[Frame]:
-    """Frames until the end of the stream, decoded one frame ahead in a background thread.
-
-    ``VideoCapture.read`` releases the GIL, so decoding the next frame overlaps with the
-    detection of the current one.
-    """
-    frames: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def read() -> None:
-        while not stop.is_set():
-            ok, image = capture.read()
-            frames.put(image if ok else None)
-            if not ok:
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    index = 0
-    try:
-        while (image := frames.get()) is not None:
-            yield Frame(source, index, image)
-            index += 1
-    finally:
-        stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                frames.get_nowait()
-            except queue.Empty:
-                pass
-            reader.join(timeout=0.05)
-        capture.release()
-
-
-def video_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
-    """(frames per second, frame count or 0 if unknown)."""
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    return (fps if 0 < fps < 1000 else 30.0), max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
 
 
 class VideoSink:
@@ -117,10 +58,12 @@ class VideoSink:
         if self.writer is None:
             self.pending = PendingOutputs([self.path])
             fourcc = cv2.VideoWriter_fourcc(*self.CODECS[self.path.suffix.lower()])
-            self.writer = cv2.VideoWriter(str(self.pending.temporaries[0]), fourcc, self.fps,
-                                          (image.shape[1], image.shape[0]))
+            self.size = (image.shape[1], image.shape[0])
+            self.writer = cv2.VideoWriter(str(self.pending.temporaries[0]), fourcc, self.fps, self.size)
             if not self.writer.isOpened():
                 raise UserError(f"output {self.path}: OpenCV cannot write this video format")
+        if image.shape[:2] != self.size[::-1]:  # a live source that came back at another resolution
+            image = cv2.resize(image, self.size)
         self.writer.write(image)
         self.frames += 1
 
@@ -136,6 +79,9 @@ class VideoSink:
         else:
             self.pending.discard()
 
+    def describe(self) -> str:
+        return f"{self.path} ({self.frames} frames)"
+
     def _verify(self, temporaries: list[Path]) -> None:
         """OpenCV's writer ignores write errors (a full disk): count the frames it really wrote."""
         capture = cv2.VideoCapture(str(temporaries[0]))
@@ -146,6 +92,45 @@ class VideoSink:
             cause = "No space left on device" if free.f_bavail * free.f_frsize < 1 << 20 else "write error"
             raise UserError(f"output {self.path}: cannot write ({cause}: {written} of {self.frames} frames "
                             "readable); nothing was replaced")
+
+
+class SegmentedVideoSink:
+    """``--output`` as complete files of ``minutes`` each (NAME_0001.mp4, NAME_0002.mp4, ...), each
+    renamed into place when it ends: a days-long run never holds one growing file whose index
+    lives in memory, and a killed process loses only the segment it was writing."""
+
+    def __init__(self, path: Path, fps: float, minutes: float, inputs: list[Path] = ()):
+        VideoSink(path, fps, inputs)  # the same checks: suffix, not an input, a writable place
+        self.path, self.fps, self.seconds, self.inputs = path, fps, minutes * 60, list(inputs)
+        self.current: VideoSink | None = None
+        self.started, self.frames, self.finished = 0.0, 0, []
+
+    def _segment(self, number: int) -> Path:
+        return self.path.with_name(f"{self.path.stem}_{number:04d}{self.path.suffix}")
+
+    def _finish(self, keep: bool) -> None:
+        if self.current is not None:
+            self.current.close(keep)
+            if keep and self.current.frames:
+                self.finished.append(self.current)
+                print(f"wrote {self.current.describe()}", file=sys.stderr, flush=True)
+            self.current = None
+
+    def write(self, image: np.ndarray) -> None:
+        if self.current is None or time.monotonic() - self.started >= self.seconds:
+            self._finish(True)
+            self.current = VideoSink(self._segment(len(self.finished) + 1), self.fps, self.inputs)
+            self.started = time.monotonic()
+        self.current.write(image)
+        self.frames += 1
+
+    def close(self, keep: bool = True) -> None:
+        self._finish(keep)
+
+    def describe(self) -> str:
+        names = [sink.path.name for sink in self.finished]
+        span = f"{names[0]} to {names[-1]}" if len(names) > 1 else (names[0] if names else "nothing")
+        return f"{len(names)} segments, {span} ({self.frames} frames)"
 
 
 def check_image_suffix(path: Path) -> None:

@@ -1,0 +1,186 @@
+"""Live sources with real servers on loopback: an RTSP camera (GStreamer's RTSP server) and an HTTP
+MJPEG camera (tests/servers), each killed mid-stream and restarted. Bounded in time."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import MODEL_DATA, ROOT
+
+SERVERS = ROOT / "tests" / "servers"
+SECRET = "s3cret-pw"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def long_video(path: Path, seconds: float = 90, fps: float = 8) -> Path:
+    """The sample clip repeated: a camera that keeps running for the length of a test."""
+    capture = cv2.VideoCapture(str(MODEL_DATA / "samples" / "clip.mp4"))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, frames[0].shape[1::-1])
+    for i in range(int(seconds * fps)):
+        writer.write(frames[i % len(frames)])
+    writer.release()
+    return path
+
+
+def rtsp_available() -> bool:
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+                            "from gi.repository import GstRtspServer"], capture_output=True)
+    return probe.returncode == 0
+
+
+class Server:
+    """A test camera process, started and stopped by its own handle."""
+
+    def __init__(self, kind: str, port: int, video: Path):
+        self.command = ({"rtsp": ["/usr/bin/python3", str(SERVERS / "rtsp_server.py")],
+                         "http": [sys.executable, str(SERVERS / "mjpeg_server.py")]}[kind] + [str(port), str(video)])
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(params=["rtsp", "http"])
+def camera(request, tmp_path):
+    if request.param == "rtsp" and not rtsp_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("GStreamer's RTSP server is not installed (make test installs it as root)")
+        pytest.skip("GStreamer's RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0) is not installed")
+    port = free_port()
+    server = Server(request.param, port, long_video(tmp_path / "camera.avi"))
+    url = (f"rtsp://viewer:{SECRET}@127.0.0.1:{port}/stream" if request.param == "rtsp"
+           else f"http://viewer:{SECRET}@127.0.0.1:{port}/stream.mjpg")
+    server.start()
+    yield server, url
+    server.stop()
+
+
+def read_records(process: subprocess.Popen, count: int, timeout: float = 60) -> list[dict]:
+    records, deadline = [], time.monotonic() + timeout
+    while len(records) < count:
+        assert time.monotonic() < deadline, f"only {len(records)} frames in {timeout} s"
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        records.append(json.loads(line))
+    return records
+
+
+@pytest.fixture(scope="module")
+def int8_model(model_factory) -> Path:
+    return model_factory("tiny_keep_int8", [], [])
+
+
+def inference(url: str, model: Path, output: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "inference.py", "--model", str(model), "--classes",
+                             str(MODEL_DATA / "coco.names"), "--video", url, "--json", "--no-display", "--threads", "2",
+                             "--output", str(output), *extra], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_live_stream_survives_its_server_restarting(camera, int8_model, tmp_path):
+    server, url = camera
+    output = tmp_path / "out.mp4"
+    run = inference(url, int8_model, output, "--reconnect", "4")
+    try:
+        before = read_records(run, 16)
+        server.stop()
+        time.sleep(1.5)                      # the camera is away
+        server.start()
+        after = read_records(run, 16)        # frames resume
+        server.stop()                        # gone for good: 4 attempts (0.5 + 1 + 2 + 4 s), then the run ends
+        rest = [json.loads(line) for line in run.stdout]
+        status = run.wait(timeout=60)
+    finally:
+        run.kill()
+    stderr = run.stderr.read()
+    records = before + after + rest
+    assert status == 1, stderr
+    assert [r["frame"] for r in records] == list(range(len(records)))  # numbering goes on across the gap
+    times = [r["time"] for r in records]
+    assert times == sorted(times) and all(t.endswith("+00:00") for t in times)
+    lost = [line for line in stderr.splitlines() if "stream lost" in line]
+    back = [line for line in stderr.splitlines() if "back after" in line]
+    assert len(lost) == 2 and len(back) == 1 and "gave up after 4 attempts" in stderr, stderr
+    seconds = float(back[0].split("back after ")[1].split(" s")[0])
+    assert 1.0 < seconds < 15, back
+    assert SECRET not in stderr and SECRET not in "".join(json.dumps(r) for r in records)
+    assert records[0]["source"].startswith(url.split("://")[0] + "://***@127.0.0.1")
+    written = cv2.VideoCapture(str(output))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == len(records)
+    playable = 0
+    while written.read()[0]:
+        playable += 1
+    assert playable == len(records)
+    print(f"{url.split(':')[0]}: {len(before)} frames before the restart, {len(after) + len(rest)} after; "
+          f"{back[0].split(': ', 1)[1]}; output {playable} frames, all decodable")
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_live_stream_completes_the_output(camera, int8_model, tmp_path):
+    _, url = camera
+    output = tmp_path / "out.avi"
+    run = inference(url, int8_model, output)
+    try:
+        records = read_records(run, 10)
+        run.send_signal(signal.SIGINT)
+        records += [json.loads(line) for line in run.stdout]
+        status = run.wait(timeout=30)
+    finally:
+        run.kill()
+    stderr = run.stderr.read()
+    assert status == 130, stderr
+    assert "the output is complete" in stderr
+    assert int(cv2.VideoCapture(str(output)).get(cv2.CAP_PROP_FRAME_COUNT)) == len(records)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_segments_are_complete_files(int8_model, tmp_path):
+    clip = long_video(tmp_path / "clip.avi", seconds=6)
+    result = subprocess.run([sys.executable, "inference.py", "--model", str(int8_model), "--classes",
+                             str(MODEL_DATA / "coco.names"), "--video", str(clip), "--no-display",
+                             "--output", str(tmp_path / "out.mp4"), "--segment-minutes", "0.002"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    segments = sorted(tmp_path.glob("out_*.mp4"))
+    counts = [int(cv2.VideoCapture(str(p)).get(cv2.CAP_PROP_FRAME_COUNT)) for p in segments]
+    assert len(segments) >= 2 and sum(counts) == 48 and all(counts), counts
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_urls_and_credentials():
+    from utils.streams import camera_source, masked, video_source
+    assert masked("rtsp://admin:pa:ss@cam.local:554/h264") == "rtsp://***@cam.local:554/h264"
+    assert masked("http://cam.local/x?user=a@b") == "http://cam.local/x?user=a@b"
+    source = video_source("RTSPS://u:p@host/s")
+    assert source.live and source.name == "RTSPS://***@host/s"
+    assert camera_source("2").target == 2 and camera_source("2").live
+    from utils.errors import UserError
+    with pytest.raises(UserError, match="no such device"):
+        camera_source("/dev/video99")
+    with pytest.raises(UserError, match="a URL must start with"):
+        video_source("rtps://host/s")
