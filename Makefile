@@ -40,7 +40,7 @@ darknet:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq darknet >/dev/null; \
 	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: darknet not installed; tests against it will be skipped"; }
 
-# GStreamer's RTSP server: the loopback camera of the stream tests (tests/servers/rtsp_server.py).
+# GStreamer's RTSP server: the loopback camera of the stream tests (utils/loopback/rtsp_server.py).
 RTSP_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav
 test-servers:

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from utils.detector import Detector  # noqa: E402
 from utils.draw import draw_detections  # noqa: E402
 from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.machine import cpu_name  # noqa: E402
 
 CFG = ROOT / "model_data" / "yolov3-tiny.cfg"
 PHOTO = ROOT / "model_data" / "samples" / "dog.jpg"
@@ -137,16 +138,6 @@ def video_fps(model: Path, frames: int, workdir: Path) -> tuple[float, int]:
     return float(summary.group(2)), int(summary.group(1))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def fmt(value) -> str:
     if isinstance(value, str):
         return value
@@ -186,7 +177,7 @@ def main() -> int:
         darknet = time_darknet(weights, darknet_reps)
         fps, frame_count = video_fps(int8, frames, work)
 
-    print(f"tinyyolo-edgetpu benchmark, {datetime.date.today()}, {cpu_model()}, {os.cpu_count()} cores, "
+    print(f"tinyyolo-edgetpu benchmark, {datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}"
           + (" (tiny mode)" if args.tiny else ""))
     print(f"\n{'stage':44} {'median ms':>9}  (p10–p90)")

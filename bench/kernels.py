@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from utils.console import quiet_libraries  # noqa: E402
 from utils.darknet_ref import reference_photos  # noqa: E402
 from utils.detector import Detector  # noqa: E402
 from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.machine import cpu_name  # noqa: E402
 from utils.images import read_image  # noqa: E402
 from utils.interpreters import KERNELS  # noqa: E402
 from utils.nms import iou_matrix  # noqa: E402
@@ -77,13 +77,6 @@ def as_json(detections: Detections) -> list:
     """Rounded as inference.py's JSON rounds them."""
     return [[int(c), round(float(s), 4), [round(float(v), 1) for v in b]]
             for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids)]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

@@ -12,7 +12,6 @@ of one real invoke: it measures the loop's overlap only, never detections.
 from __future__ import annotations
 
 import argparse
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from utils.console import quiet_libraries  # noqa: E402
 from utils.detector import Detector  # noqa: E402
 from utils.draw import draw_detections  # noqa: E402
 from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.machine import cpu_name  # noqa: E402
 
 
 class SleepingInvokeTimingDouble:
@@ -67,13 +67,6 @@ def loop(detector: Detector, video: Path, pipelined: bool) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     return {"pre": float(np.median(pre[5:])), "invoke": float(np.median(invoke[5:])),
             "post": float(np.median(post[5:])), "fps": count / elapsed, "frames": count}
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

@@ -66,3 +66,11 @@ def test_defaults_benchmark_tiny_mode():
     rows = [line for line in result.stdout.splitlines() if line.startswith("keep,")]
     figures = [[float(v) for v in line.split()[-4:]] for line in rows]
     assert len(rows) == 2 and all(0.5 < v <= 1 for row in figures for v in row), result.stdout
+
+
+@pytest.mark.slow
+def test_video_loop_benchmark_tiny_mode():
+    result = run_script("bench/video_loop.py", "--tiny", check=True)
+    rows = [line for line in result.stdout.splitlines() if "serial" in line or "pipelined " in line]
+    assert sum(" pipelined " in f" {line} " for line in rows if "throughput" not in line) == 3, result.stdout
+    assert result.stdout.count("pipelined / serial throughput") == 3

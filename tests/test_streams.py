@@ -1,5 +1,5 @@
 """Live sources with real servers on loopback: an RTSP camera (GStreamer's RTSP server) and an HTTP
-MJPEG camera (tests/servers), each killed mid-stream and restarted. Bounded in time."""
+MJPEG camera (utils/loopback), each killed mid-stream and restarted. Bounded in time."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ import pytest
 
 from conftest import MODEL_DATA, ROOT
 
-SERVERS = ROOT / "tests" / "servers"
+SERVERS = ROOT / "utils" / "loopback"
 SECRET = "s3cret-pw"
 
 

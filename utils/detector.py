@@ -87,7 +87,7 @@ class Detector:
         if names is not None:
             check_classes(self.meta, names, classes)
         self.names, self.threshold, self.iou, self.nms_kind = names, threshold, iou, NMS_RULES[nms]
-        self.adapters = [YoloAdapter(engine, self.meta, threads) for engine in self.engines]
+        self.adapters = [YoloAdapter(engine, self.meta) for engine in self.engines]
         if tuple(self.meta.input_size) != self.adapters[0].input_size:
             print(f"warning: metadata input size {self.meta.input_size} differs from the model's "
                   f"{self.adapters[0].input_size}; using the model's", file=sys.stderr)

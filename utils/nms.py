@@ -21,6 +21,7 @@ from .yolo_types import Detections
 
 PAIR_CHUNK = 1 << 20  # pairs measured at once: bounds memory whatever the candidate count
 STRIPS_FROM = 1024  # boxes in a class from which the sweep runs in horizontal bands (measured)
+SMALL = 64  # up to this many detections, all same-class pairs are measured directly
 
 
 def iou_matrix(boxes: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
@@ -86,41 +87,47 @@ def _candidate_pairs(boxes: np.ndarray, threshold: float, limit: int) -> Iterato
         yield a[own], b[own]
 
 
+def _overlapping(boxes: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float, kind: str,
+                 beta: float) -> np.ndarray:
+    """Which pairs (i, j) overlap more than ``threshold``: IoU > t tested as
+    ``inter * (1 + t) > t * (area_a + area_b)``; DIoU > t needs IoU > t first (its penalty is never
+    negative), so the penalty is computed for those pairs alone."""
+    t = np.float32(threshold)
+    x1, y1, x2, y2 = (boxes[:, k] for k in range(4))
+    area_i = np.maximum(x2[i] - x1[i], 0) * np.maximum(y2[i] - y1[i], 0)
+    area_j = np.maximum(x2[j] - x1[j], 0) * np.maximum(y2[j] - y1[j], 0)
+    inter = (np.maximum(np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j]), 0)
+             * np.maximum(np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j]), 0))
+    over = inter * (1 + t) > t * (area_i + area_j)
+    if kind == "diou":  # box_diounms: IoU - (d^2 / c^2) ** beta; c > 0 where they overlap
+        i, j, inter = i[over], j[over], inter[over]
+        iou = inter / (area_i[over] + area_j[over] - inter)
+        distance = ((x1[i] + x2[i]) / 2 - (x1[j] + x2[j]) / 2) ** 2 + ((y1[i] + y2[i]) / 2 - (y1[j] + y2[j]) / 2) ** 2
+        diagonal = ((np.maximum(x2[i], x2[j]) - np.minimum(x1[i], x1[j])) ** 2
+                    + (np.maximum(y2[i], y2[j]) - np.minimum(y1[i], y1[j])) ** 2)
+        over[over] = iou - (distance / diagonal) ** np.float32(beta) > t
+    return over
+
+
 def _suppressions(boxes: np.ndarray, threshold: float, kind: str, beta: float) -> tuple[np.ndarray, np.ndarray]:
     """(earlier, later) score ranks of the pairs whose overlap exceeds ``threshold``. Only pairs that
-    can qualify are measured: near in x (``_candidate_pairs``), then near in y by the same bound;
-    IoU > t is tested as ``inter * (1 + t) > t * (area_a + area_b)``, and DIoU > t needs IoU > t
-    first (its penalty is never negative), so the penalty is computed for those pairs alone."""
-    t = np.float32(threshold)
+    can qualify are measured: near in x (``_candidate_pairs``), then near in y by the same bound."""
     reach = np.float32(max(0.5, (1 - threshold) / (2 * threshold)))
-    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
-    centre_x, centre_y, height = (x1 + x2) / 2, (y1 + y2) / 2, y2 - y1
-    area = np.maximum(x2 - x1, 0) * np.maximum(height, 0)
+    centre_y, height = (boxes[:, 1] + boxes[:, 3]) / 2, boxes[:, 3] - boxes[:, 1]
     earlier, later = [], []
     for i, j in _candidate_pairs(boxes, threshold, PAIR_CHUNK):
         near = np.abs(centre_y[i] - centre_y[j]) <= reach * np.minimum(height[i], height[j])
         i, j = i[near], j[near]
-        inter = (np.maximum(np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j]), 0)
-                 * np.maximum(np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j]), 0))
-        over = inter * (1 + t) > t * (area[i] + area[j])
-        i, j, inter = i[over], j[over], inter[over]
-        if kind == "diou":  # box_diounms on these pairs: IoU - (d^2 / c^2) ** beta; c > 0 as they overlap
-            iou = inter / (area[i] + area[j] - inter)
-            distance = (centre_x[i] - centre_x[j]) ** 2 + (centre_y[i] - centre_y[j]) ** 2
-            diagonal = ((np.maximum(x2[i], x2[j]) - np.minimum(x1[i], x1[j])) ** 2
-                        + (np.maximum(y2[i], y2[j]) - np.minimum(y1[i], y1[j])) ** 2)
-            close = iou - (distance / diagonal) ** np.float32(beta) > t
-            i, j = i[close], j[close]
-        earlier.append(np.minimum(i, j))
-        later.append(np.maximum(i, j))
+        over = _overlapping(boxes, i, j, threshold, kind, beta)
+        earlier.append(np.minimum(i[over], j[over]))
+        later.append(np.maximum(i[over], j[over]))
     return np.concatenate(earlier), np.concatenate(later)
 
 
-def _keep_class(boxes: np.ndarray, threshold: float, kind: str, beta: float) -> np.ndarray:
-    """Darknet's greedy pass over one class's score-ordered boxes: each box still kept suppresses
-    the later boxes it overlaps too much."""
-    keep = np.ones(len(boxes), bool)
-    earlier, later = _suppressions(boxes, threshold, kind, beta)
+def _greedy(count: int, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """Darknet's greedy pass over score-ordered boxes, given the (earlier, later) pairs that overlap
+    too much: each box still kept suppresses the later boxes it overlaps."""
+    keep = np.ones(count, bool)
     order = np.argsort(earlier, kind="stable")
     earlier, later = earlier[order], later[order]
     sources, starts = np.unique(earlier, return_index=True)
@@ -143,10 +150,18 @@ def nms(detections: Detections, iou_threshold: float = 0.45, kind: str = "iou", 
         boxes = boxes / np.array([*image_size, *image_size], np.float32)
     order = np.lexsort((-detections.scores, detections.class_ids))  # by class, then descending score
     classes = detections.class_ids[order]
-    starts = np.flatnonzero(np.r_[True, classes[1:] != classes[:-1], True])
     keep = np.zeros(len(detections), bool)
-    for first, last in zip(starts[:-1], starts[1:]):
-        members = order[first:last]
-        keep[members] = _keep_class(boxes[members], iou_threshold, kind, beta)
+    if len(detections) <= SMALL:  # a usual frame: every same-class pair at once, no sweep
+        i, j = np.triu_indices(len(order), 1)
+        same = classes[i] == classes[j]
+        i, j = i[same], j[same]
+        over = _overlapping(boxes[order], i, j, iou_threshold, kind, beta)
+        keep[order] = _greedy(len(order), i[over], j[over])
+    else:
+        starts = np.flatnonzero(np.r_[True, classes[1:] != classes[:-1], True])
+        for first, last in zip(starts[:-1], starts[1:]):
+            members = order[first:last]
+            earlier, later = _suppressions(boxes[members], iou_threshold, kind, beta)
+            keep[members] = _greedy(len(members), earlier, later)
     by_score = np.argsort(-detections.scores, kind="stable")
     return detections.take(by_score[keep[by_score]])

@@ -1,9 +1,10 @@
 """An HTTP MJPEG camera for the stream tests: serves a video file as multipart/x-mixed-replace.
 
-    python mjpeg_server.py PORT VIDEO [FPS]
+    python -m utils.loopback.mjpeg_server PORT VIDEO [FPS] [--loop]
 
 Loopback only; runs until killed. Prints "ready" once listening.
 """
+import itertools
 import sys
 import threading
 import time
@@ -23,7 +24,8 @@ def frames(path: str) -> list[bytes]:
 
 def main() -> None:
     port, video = int(sys.argv[1]), sys.argv[2]
-    fps = float(sys.argv[3]) if len(sys.argv) > 3 else 25.0
+    fps = float(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] != "--loop" else 25.0
+    loop = "--loop" in sys.argv
     jpegs = frames(video)
 
     class Handler(BaseHTTPRequestHandler):
@@ -35,7 +37,8 @@ def main() -> None:
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.end_headers()
             try:
-                for jpeg in jpegs:
+                for index in itertools.count() if loop else range(len(jpegs)):
+                    jpeg = jpegs[index % len(jpegs)]
                     self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
                                      + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                     time.sleep(1 / fps)
