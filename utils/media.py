@@ -102,6 +102,10 @@ class SegmentedVideoSink:
     def __init__(self, path: Path, fps: float, minutes: float, inputs: list[Path] = ()):
         VideoSink(path, fps, inputs)  # the same checks: suffix, not an input, a writable place
         self.path, self.fps, self.seconds, self.inputs = path, fps, minutes * 60, list(inputs)
+        for source in self.inputs:
+            if source.parent.resolve() == path.parent.resolve() and source.name.startswith(f"{path.stem}_"):
+                raise UserError(f"output {path}: its segments {path.stem}_NNNN{path.suffix} could replace the input "
+                                f"{source}; choose another name")
         self.current: VideoSink | None = None
         self.started, self.frames, self.finished = 0.0, 0, []
 

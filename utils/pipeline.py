@@ -75,5 +75,8 @@ def pipeline(items: Iterable, stages: Sequence[Callable], depth: int = 2) -> Ite
             yield value
     finally:
         stop.set()
-        for thread in threads:
+        for thread in threads[1:]:
             thread.join()
+        # The feeder may be blocked inside ``items`` (a stream that is down and reconnecting); it is
+        # a daemon and stops at its next item, so it is not waited for long.
+        threads[0].join(timeout=1.0)
