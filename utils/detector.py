@@ -66,7 +66,8 @@ class Detector:
     """A YOLO ``.tflite`` model ready to detect, on the CPU or one or several Edge TPUs.
 
     ``model``: a ``.tflite`` from keras_to_tflite_quant.py (or its ``_edgetpu.tflite`` with
-    ``edge_tpu=True``), or a float ``.h5``/``.keras`` from convert.py (needs TensorFlow). ``classes``: a names file, one per line (labels are class numbers without it).
+    ``edge_tpu=True``), or a float ``.h5``/``.keras`` from convert.py (needs TensorFlow).
+    ``classes``: a names file, one per line (without it, labels are class numbers).
     ``threshold``: objectness x class probability, as Darknet's ``-thresh``. ``iou``: NMS threshold.
     ``runtime``: "auto", "litert", "tflite_runtime" or "tensorflow". ``kernels``: "xnnpack",
     "builtin" or "reference" (default: the runtime's fastest). ``device``: "usb:0", "pci:0", a list
@@ -80,6 +81,8 @@ class Detector:
                  anchors: str | Path | None = None, nms: str | None = None):
         if device is not None and not edge_tpu:
             raise UserError(f"--device {device} names an Edge TPU: add --edge_tpu")
+        if nms not in NMS_RULES:
+            raise UserError(f"nms {nms!r}: use 'greedy' or 'diou' (or None for the model's own)")
         names = read_class_names(classes) if classes is not None else None
         self.devices = parse_devices(device) if edge_tpu else [None]
         self.engines = [open_engine(model, runtime, threads, kernels, edge_tpu, d) for d in self.devices]
