@@ -13,6 +13,7 @@ tens of thousands of candidates.
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterator
 
 import numpy as np
@@ -87,6 +88,14 @@ def _candidate_pairs(boxes: np.ndarray, threshold: float, limit: int) -> Iterato
         yield a[own], b[own]
 
 
+@functools.lru_cache(maxsize=SMALL + 1)
+def _pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i, j) of ``count`` ranks with i < j, ordered by i (read-only, shared)."""
+    i, j = np.triu_indices(count, 1)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
+
+
 def _overlapping(boxes: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float, kind: str,
                  beta: float) -> np.ndarray:
     """Which pairs (i, j) overlap more than ``threshold``: IoU > t tested as
@@ -152,11 +161,15 @@ def nms(detections: Detections, iou_threshold: float = 0.45, kind: str = "iou", 
     classes = detections.class_ids[order]
     keep = np.zeros(len(detections), bool)
     if len(detections) <= SMALL:  # a usual frame: every same-class pair at once, no sweep
-        i, j = np.triu_indices(len(order), 1)
+        i, j = _pairs(len(order))
         same = classes[i] == classes[j]
         i, j = i[same], j[same]
         over = _overlapping(boxes[order], i, j, iou_threshold, kind, beta)
-        keep[order] = _greedy(len(order), i[over], j[over])
+        kept = np.ones(len(order), bool)
+        for earlier, later in zip(i[over].tolist(), j[over].tolist()):  # by earlier rank: its fate is known
+            if kept[earlier]:
+                kept[later] = False
+        keep[order] = kept
     else:
         starts = np.flatnonzero(np.r_[True, classes[1:] != classes[:-1], True])
         for first, last in zip(starts[:-1], starts[1:]):
