@@ -86,16 +86,25 @@ class _Resizer:
         """Non-negative float values in the output's type: ``round(v / scale) + zero_point``, ties to
         even, saturated; into ``out`` (same shape) when given."""
         if self.dtype == np.float32:
-            return values if out is None else np.copyto(out, values)
+            if out is None:
+                return values
+            np.copyto(out, values)
+            return out
         scale, zero_point = self.quantization
         shift = 128 if self.dtype == np.int8 else 0  # int8 is computed as uint8 + 128, then its bits flipped
         values = np.ascontiguousarray(values, np.float32)
-        flat = values.reshape(len(values) if values.ndim else 1, -1) if values.ndim < 3 else values
-        levels = cv2.convertScaleAbs(flat, alpha=1 / scale, beta=zero_point + shift).reshape(values.shape)
+        if out is None:
+            out = np.empty(values.shape, self.dtype)
+        levels = out.view(np.uint8)
+        if values.ndim == 3:  # an image: written straight into ``out`` (a window of the canvas, rows apart)
+            written = cv2.convertScaleAbs(values, levels, alpha=1 / scale, beta=zero_point + shift)
+            assert written is levels or np.shares_memory(written, levels)
+        else:
+            flat = values.reshape(len(values) if values.ndim else 1, -1)
+            levels[...] = cv2.convertScaleAbs(flat, alpha=1 / scale, beta=zero_point + shift).reshape(values.shape)
         if shift:
             np.bitwise_xor(levels, 0x80, out=levels)
-        levels = levels.view(self.dtype)
-        return levels if out is None else np.copyto(out, levels)
+        return out
 
     def __call__(self, image: np.ndarray, out: np.ndarray) -> None:
         """Resize an HxWx3 uint8 BGR ``image`` into ``out`` (new_h x new_w x 3, RGB, a view is fine)."""
