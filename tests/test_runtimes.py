@@ -164,6 +164,29 @@ def test_frames_are_dealt_round_robin_and_come_out_in_order(request, runtime, in
     assert int(cv2.VideoCapture(str(output)).get(cv2.CAP_PROP_FRAME_COUNT)) == 24
 
 
+@pytest.mark.parametrize("threads, cores, edge_tpu, pipelined", [(2, 2, False, False), (4, 4, False, False),
+                                                                  (2, 4, False, True), (None, 4, False, False),
+                                                                  (2, 2, True, True)])
+def test_the_loop_is_pipelined_only_when_invoke_leaves_a_core_free(monkeypatch, int8_model, standin, threads, cores,
+                                                                   edge_tpu, pipelined):
+    """Overlapping the stages helps only when invoke() leaves a core idle (an Edge TPU, or fewer threads
+    than cores); otherwise they compete for the cores invoke uses, so the loop stays serial."""
+    from utils import detector as detector_module
+    if edge_tpu:
+        for name, value in standin("usb").items():
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    calls = []
+    real = detector_module.pipeline
+    monkeypatch.setattr(detector_module, "pipeline", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    detector = detector_module.Detector(int8_model, MODEL_DATA / "coco.names", threads=threads, edge_tpu=edge_tpu)
+    images = [cv2.imread(str(path)) for path in sample_paths()]
+    results = list(detector.detect_stream(images))
+    assert bool(calls) == pipelined
+    assert [image is item for image, (item, _, _) in zip(images, results)] == [True] * len(images)
+    assert [list(d) for _, d, _ in results] == [list(detector.detect(image)) for image in images]
+
+
 def test_round_robin_keeps_order_and_drains(tmp_path):
     """The pool itself: uneven worker times, results still in order; closing early waits for work in flight."""
     import threading

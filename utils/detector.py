@@ -113,10 +113,14 @@ class Detector:
         return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup, self.devices[worker])
 
     def detect_stream(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray] = lambda image: image,
-                      pipelined: bool = True) -> Iterator[tuple[Item, Detections, Timing]]:
+                      pipelined: bool | None = None) -> Iterator[tuple[Item, Detections, Timing]]:
         """(item, detections, timing) for each item, in order. With several devices the items are
-        dealt round-robin, each device working on its own frame; with one, letterbox, invoke and
-        post-processing run as a pipeline (``pipelined``), each on its own frame."""
+        dealt round-robin, each device working on its own frame. With one, letterbox, invoke and
+        post-processing run as a pipeline, each on its own frame, when ``pipelined`` (by default when
+        ``invoke()`` leaves a core free: on a CPU whose cores it already fills, overlapping only
+        makes the stages compete; ``bench/video_loop.py`` measures both)."""
+        if pipelined is None:
+            pipelined = self.engine.leaves_cpu_free
         if len(self.adapters) > 1 or not pipelined:
             workers = [lambda item, worker=worker: self.detect_timed(image_of(item), worker)
                        for worker in range(len(self.adapters))]

@@ -4,6 +4,7 @@ Nothing here knows about YOLO; ``yolo_adapter`` turns images into the input and 
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ class Engine:
                             "and cannot run on the CPU: add --edge_tpu, or use the uncompiled .tflite")
         api = interpreter_api(runtime)
         self.runtime, self.kernels, self.device = api.runtime, kernels or api.default_kernels(), device
+        self.threads, self.edge_tpu = threads, edge_tpu
         delegates = [edgetpu.delegate(api.load_delegate, device)] if edge_tpu else None
         try:
             self.interpreter = api.interpreter(self.kernels, model_content=self.data, num_threads=threads,
@@ -66,6 +68,12 @@ class Engine:
     @property
     def description(self) -> str:
         return f"{self.runtime}, {self.kernels} kernels"
+
+    @property
+    def leaves_cpu_free(self) -> bool:
+        """Whether ``invoke()`` leaves a CPU core idle, so that other work can overlap it: on an Edge
+        TPU, or with fewer interpreter threads than cores."""
+        return self.edge_tpu or (self.threads is not None and self.threads < (os.cpu_count() or 1))
 
     def metadata(self, name: str) -> bytes | None:
         """The model's metadata buffer called ``name``."""

@@ -41,6 +41,7 @@ class KerasEngine:
     """A float Keras model on TensorFlow; the same attributes and ``invoke`` as ``Engine``."""
 
     runtime, kernels, device, compiled, quantized = "auto", None, None, False, False
+    leaves_cpu_free = False  # TensorFlow uses every core
     description = "keras, float"
 
     def __init__(self, path: str | Path):
