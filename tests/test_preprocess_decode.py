@@ -6,7 +6,7 @@ import pytest
 from utils import darknet_ref
 from conftest import sample_paths
 from utils.decode import decode
-from utils.nms import nms
+from utils.nms import iou_matrix, nms, overlapping_pairs
 from utils.preprocess import Preprocessor, letterbox_float, resize_image
 from utils.yolo_types import Detections, HeadOutput, Letterbox
 from utils.yolo_meta import Head, YoloMeta, default_masks
@@ -210,6 +210,24 @@ def test_nms_equals_darknets_loops(kind):
         ours = sorted(index[(tuple(b), float(s), int(c))] for b, s, c in zip(found.boxes.tolist(), found.scores, found.class_ids))
         assert ours == darknet_nms(d, threshold, kind, 0.6, (640, 480)), (trial, kind)
         assert np.all(np.diff(found.scores) <= 0)
+
+
+def test_overlapping_pairs_equal_the_full_matrix():
+    """The pairs the fidelity report matches, found by sweeping, against every pair measured."""
+    rng = np.random.default_rng(1)
+    for trial in range(16):
+        counts = rng.integers(0, 60, 2) if trial % 2 else rng.integers(500, 3000, 2)
+        sets = []
+        for count in counts:
+            centres = rng.uniform([0, 0], [640, 480], (count, 2))
+            sizes = rng.uniform(1, 300, (count, 2))
+            sets.append(np.concatenate([centres - sizes / 2, centres + sizes / 2], 1).astype(np.float32))
+        shared = min(counts) // 4  # jittered copies: IoUs near the thresholds
+        sets[1][:shared] = sets[0][:shared] + rng.normal(0, 3, (shared, 4)).astype(np.float32)
+        for threshold in (0.5, 0.9):
+            i, j = overlapping_pairs(sets[0], sets[1], threshold)
+            expected = np.argwhere(iou_matrix(sets[0], sets[1]) >= threshold)
+            assert sorted(zip(i.tolist(), j.tolist())) == sorted(map(tuple, expected.tolist())), (trial, threshold)
 
 
 def test_diou_nms_keeps_what_iou_nms_drops():

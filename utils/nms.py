@@ -88,6 +88,35 @@ def _candidate_pairs(boxes: np.ndarray, threshold: float, limit: int) -> Iterato
         yield a[own], b[own]
 
 
+def _pair_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU of boxes[k] with others[k], as ``iou_matrix`` computes it."""
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    other_area = np.maximum(others[:, 2] - others[:, 0], 0) * np.maximum(others[:, 3] - others[:, 1], 0)
+    inter = (np.maximum(np.minimum(boxes[:, 2], others[:, 2]) - np.maximum(boxes[:, 0], others[:, 0]), 0)
+             * np.maximum(np.minimum(boxes[:, 3], others[:, 3]) - np.maximum(boxes[:, 1], others[:, 1]), 0))
+    union = area + other_area - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def overlapping_pairs(boxes: np.ndarray, others: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with IoU(boxes[i], others[j]) >= ``threshold`` (> 0), in no particular order.
+
+    Only pairs that can qualify are measured (``_candidate_pairs`` over both sets at once), so two
+    sets of tens of thousands of boxes (an untrained model's) need neither a full matrix nor minutes.
+    """
+    both = np.concatenate([boxes, others]).astype(np.float32)
+    count = len(boxes)
+    firsts, seconds = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for i, j in _candidate_pairs(both, threshold * (1 - 1e-6), PAIR_CHUNK):  # its bound is for IoU > t
+        a, b = np.minimum(i, j), np.maximum(i, j)
+        cross = (a < count) & (b >= count)
+        a, b = a[cross], b[cross] - count
+        close = _pair_iou(boxes[a], others[b]) >= threshold
+        firsts.append(a[close])
+        seconds.append(b[close])
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
 @functools.lru_cache(maxsize=SMALL + 1)
 def _pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
     """Every pair (i, j) of ``count`` ranks with i < j, ordered by i (read-only, shared)."""
