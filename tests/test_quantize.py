@@ -33,7 +33,8 @@ def test_relu_variant_maps_completely(build_dir, tiny_cfg, model_factory):
     cfg.write_text(tiny_cfg.read_text().replace("activation=leaky", "activation=relu"))
     weights = build_dir / "tiny-relu.weights"
     write_weights(weights, conv_layouts(parse_cfg(cfg)), np.random.default_rng(3))
-    report = edgetpu_check.check(model_factory("tiny_relu_int8", [], [], cfg=cfg, weights_path=weights))
+    report = edgetpu_check.check(model_factory("tiny_relu_int8", [], ["--num-samples", "8"], cfg=cfg,
+                                               weights_path=weights))  # mapping only: few samples do
     assert_all_mapped(report)
 
 
@@ -115,7 +116,8 @@ def test_metadata_is_embedded(model_factory):
 def test_quantizer_reports(model_factory, tmp_path):
     h5 = model_factory("tiny_keep")
     out = tmp_path / "q.tflite"
-    result = run_script("keras_to_tflite_quant.py", str(h5), str(out), "--dataset", *map(str, sample_paths()[:2]), check=True)
+    result = run_script("keras_to_tflite_quant.py", str(h5), str(out), "--dataset", *map(str, sample_paths()[:2]),
+                        "--num-samples", "8", check=True)
     assert "calibrating" in result.stderr
     assert "Number of operations that will run on CPU" in result.stdout
     assert "head 13x13: mean |d|" in result.stdout and "peak memory" in result.stdout
@@ -155,9 +157,10 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path, model_factory):
     mixed.mkdir()
     (mixed / "bad.jpg").write_bytes(b"nope")
     (mixed / "dog.jpg").write_bytes(sample_paths()[0].read_bytes())
-    result = run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "m.tflite"), "--dataset", str(mixed), check=True)
+    result = run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "m.tflite"), "--dataset", str(mixed),
+                        "--num-samples", "4", check=True)
     assert "bad.jpg: cannot be decoded, skipped" in result.stderr
-    assert "calibrated on 1 images + 49 crops/flips of them, 768x576 to 768x576 pixels (1 unreadable, skipped)" \
+    assert "calibrated on 1 images + 1 crops/flips of them, 768x576 to 768x576 pixels (1 unreadable, skipped)" \
         in result.stdout
 
 
