@@ -74,3 +74,4 @@ def test_video_loop_benchmark_tiny_mode():
     rows = [line for line in result.stdout.splitlines() if "serial" in line or "pipelined " in line]
     assert sum(" pipelined " in f" {line} " for line in rows if "throughput" not in line) == 3, result.stdout
     assert result.stdout.count("pipelined / serial throughput") == 3
+    assert "right after an invoke" in result.stdout.splitlines()[-1], result.stdout
