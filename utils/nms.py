@@ -99,7 +99,7 @@ def _pair_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def overlapping_pairs(boxes: np.ndarray, others: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every (i, j) with IoU(boxes[i], others[j]) >= ``threshold`` (> 0), in no particular order.
+    """Every (i, j) with IoU(boxes[i], others[j]) >= ``threshold`` (above 0), in no particular order.
 
     Only pairs that can qualify are measured (``_candidate_pairs`` over both sets at once), so two
     sets of tens of thousands of boxes (an untrained model's) need neither a full matrix nor minutes.

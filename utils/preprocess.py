@@ -98,7 +98,8 @@ class _Resizer:
         levels = out.view(np.uint8)
         if values.ndim == 3:  # an image: written straight into ``out`` (a window of the canvas, rows apart)
             written = cv2.convertScaleAbs(values, levels, alpha=1 / scale, beta=zero_point + shift)
-            assert written is levels or np.shares_memory(written, levels)
+            if not np.shares_memory(written, levels):  # OpenCV made its own array after all
+                levels[...] = written
         else:
             flat = values.reshape(len(values) if values.ndim else 1, -1)
             levels[...] = cv2.convertScaleAbs(flat, alpha=1 / scale, beta=zero_point + shift).reshape(values.shape)
