@@ -33,8 +33,8 @@ from utils.console import quiet_libraries  # noqa: E402
 from utils.detector import Detector  # noqa: E402
 from utils.draw import draw_detections  # noqa: E402
 from utils.fetch_weights import fetch_weights  # noqa: E402
-from utils.yolo_adapter import postprocess  # noqa: E402
 from utils.machine import cpu_name  # noqa: E402
+from utils.yolo_adapter import postprocess  # noqa: E402
 
 
 class SleepingInvokeTimingDouble:
