@@ -1,4 +1,4 @@
-"""Darknet's letterbox, reproduced exactly and fast, plus quantization to the model's input.
+"""Darknet's letterbox, reproduced to float rounding and fast, plus quantization to the model's input.
 
 Darknet (``src/image.c``) loads RGB in [0, 1], scales the image to fit the network with an
 integer-arithmetic size, resizes with its own two-pass *align-corners* bilinear
@@ -6,8 +6,9 @@ integer-arithmetic size, resizes with its own two-pass *align-corners* bilinear
 samples at half-pixel centres instead and measurably changes detections, so it is not used.
 
 The resize runs as a small TFLite graph (``resize_graph``) on XNNPACK, made once per image
-size, so a video pays for it once. It matches Darknet everywhere but on the last row and
-column, where Darknet has quirks of its own; those two lines are recomputed here.
+size, so a video pays for it once. It is within 1.8e-7 of Darknet's float values (XNNPACK orders
+the same arithmetic differently) everywhere but on the last row and column, where Darknet has
+quirks of its own; those two lines are recomputed here with Darknet's operations.
 """
 from __future__ import annotations
 
