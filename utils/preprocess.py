@@ -6,8 +6,8 @@ integer-arithmetic size, resizes with its own two-pass *align-corners* bilinear
 samples at half-pixel centres instead and measurably changes detections, so it is not used.
 
 The resize runs as a small TFLite graph (``resize_graph``) on XNNPACK, made once per image
-size, so a video pays for it once. It is within 1.8e-7 of Darknet's float values (XNNPACK orders
-the same arithmetic differently) everywhere but on the last row and column, where Darknet has
+size, so a video pays for it once. It is within 1.8e-7 of Darknet's float values (XNNPACK's
+arithmetic rounds differently) everywhere but on the last row and column, where Darknet has
 quirks of its own; those two lines are recomputed here with Darknet's operations.
 """
 from __future__ import annotations

@@ -3,8 +3,8 @@
 DEQUANTIZE (8-bit pixels → float32 ``pixel * pixel_scale``) and RESIZE_BILINEAR with align
 corners (Darknet's sample positions, in float32 as Darknet computes them). XNNPACK runs both
 with SIMD on the interpreter's threads, about twice as fast as the same arithmetic in OpenCV passes.
-Only the last output row and column can differ from Darknet's (``preprocess._Resizer`` says when
-and recomputes them).
+The result is within 1.8e-7 of Darknet's, except that the last output row and column can differ
+outright (``preprocess._Resizer`` says when and recomputes them).
 """
 from __future__ import annotations
 
