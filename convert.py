@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Convert a Darknet YOLO model (cfg + weights) into a Keras model for quantization and the Edge TPU.
 
-    python convert.py model_data/yolov3-tiny.cfg yolov3-tiny.weights out/yolov3-tiny.h5 --leaky prelu
+    python convert.py model_data/yolov3-tiny.cfg "$(python -m utils.fetch_weights)" out/yolov3-tiny-tpu.h5 --leaky prelu
 
 Writes OUT (.h5 or .keras), OUT_anchors.txt (classic one-line anchors) and OUT_yolo.json
 (anchors, masks, classes, input size, scale_x_y: what the quantizer and inference.py need).
@@ -49,10 +49,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     quiet_libraries(args.verbose)
-    from utils.darknet_cfg import conv_layouts, parse_cfg
-    from utils.darknet_weights import read_weights
+    from utils.darknet.cfg import conv_layouts, parse_cfg
+    from utils.darknet.weights import read_weights
     from utils.files import check_output, check_writable, require_file
-    from utils.yolo_meta import sidecar_paths
+    from utils.yolo.meta import sidecar_paths
 
     require_file(args.cfg, "cfg")
     require_file(args.weights, "weights")
@@ -71,7 +71,7 @@ def main() -> None:
         print("warning: --leaky relu replaces the trained leaky ReLU; pretrained weights then need "
               "retraining (use --leaky prelu to keep them exact on the Edge TPU)", file=sys.stderr)
 
-    import utils.conversion as conversion
+    import utils.darknet.conversion as conversion
 
     started = time.perf_counter()
     report = conversion.convert(sections, weights, input_size, args.leaky, args.output)

@@ -2,10 +2,11 @@
 """Measure the accuracy of one or more models on labelled images: mAP@0.5 as Darknet's `detector map`
 computes it, COCO's mAP@[.5:.95], and precision/recall at a threshold, side by side.
 
-    python evaluate.py --model out/a.tflite --model out/b.tflite --classes model_data/coco.names --images val/
-    python evaluate.py --model out/a.tflite --data obj.data
-    python evaluate.py --model out/a.tflite --classes model_data/coco.names --coco instances.json --images val2017/
-    python evaluate.py --model out/a.tflite --reference out/a.h5 --classes model_data/coco.names --images photos/
+    python evaluate.py --model out/yolov3-tiny-cpu.tflite --model out/yolov3-tiny-tpu.tflite \\
+        --reference out/yolov3-tiny-cpu.h5 --classes model_data/coco.names --images model_data/samples
+    python evaluate.py --model out/yolov3-tiny-cpu.tflite --data YOUR.data
+    python evaluate.py --model out/yolov3-tiny-cpu.tflite --classes model_data/coco.names --coco YOUR_instances.json \\
+        --images YOUR_val2017/
 
 Ground truth: YOLO .txt labels (`class cx cy w h`, relative) found as Darknet finds them (images/ ->
 labels/, else beside the image), a Darknet .data file (valid= and names=), a COCO instances file,
@@ -21,9 +22,9 @@ import os
 import sys
 from pathlib import Path
 
-from utils.console import add_verbose, quiet_libraries
+from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, run_cli
-from utils.interpreters import KERNELS, RUNTIMES
+from utils.runtime.interpreters import KERNELS, RUNTIMES
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,9 +77,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     quiet_libraries(args.verbose)
-    from utils import datasets, evaluation
-    from utils.detector import Detector, read_class_names
+    from utils.evaluation import datasets
+    from utils.evaluation import runner as evaluation
     from utils.files import require_file
+    from utils.yolo.detector import Detector, read_class_names
 
     log = (lambda message: print(message, file=sys.stderr)) if args.json else print
     if args.data is not None:
@@ -124,13 +126,13 @@ def main() -> int:
     if args.json:
         print(json.dumps(evaluation.to_json(result, names)))
     else:
-        print(f"{result.images} images, {source}{'; ' + ', '.join(notes) if notes else ''}; IoU 0.5, scores from "
+        print(f"{plural(result.images, 'image')}, {source}{'; ' + ', '.join(notes) if notes else ''}; IoU 0.5, scores from "
               f"{evaluation.COLLECT_THRESHOLD}")
         print(evaluation.format_table(result, names, args.threshold))
         for line in evaluation.kernel_spread(result):
             print(line)
     if result.unreadable:
-        log(f"{len(truths)} images, {len(result.unreadable)} unreadable (exit status 1)")
+        log(f"{plural(len(truths), 'image')}, {len(result.unreadable)} unreadable (exit status 1)")
         return 1
     return 0
 

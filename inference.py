@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Run a YOLO .tflite model on images, a video or a camera, on the CPU or a Coral Edge TPU.
 
-    python inference.py --model out/yolov3-tiny.tflite --classes model_data/coco.names --image model_data/samples/dog.jpg
-    python inference.py --model out/yolov3-tiny_edgetpu.tflite --classes model_data/coco.names --edge_tpu --cam 0
-    python inference.py --model out/yolov3-tiny_edgetpu.tflite --classes model_data/coco.names --edge_tpu --device all --video in.mp4
+    python inference.py --model out/yolov3-tiny-cpu.tflite --classes model_data/coco.names --image model_data/samples/dog.jpg
+    python inference.py --model out/yolov3-tiny-tpu_edgetpu.tflite --classes model_data/coco.names --edge_tpu --cam 0
+    python inference.py --model out/yolov3-tiny-tpu_edgetpu.tflite --classes model_data/coco.names --edge_tpu \\
+        --device all --video model_data/samples/clip.mp4
 
 Anchors and masks come from the model's embedded metadata (written by keras_to_tflite_quant.py);
 --anchors is needed only for models without it. Detections follow Darknet: objectness x class
@@ -20,10 +21,10 @@ from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
-from utils.console import add_verbose, quiet_libraries
-from utils.edgetpu import device_names
+from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, graceful_interrupt, run_cli
-from utils.interpreters import KERNELS
+from utils.runtime.edgetpu import device_names
+from utils.runtime.interpreters import KERNELS
 
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 
@@ -105,7 +106,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def load(args: argparse.Namespace):
-    from utils.detector import Detector
+    from utils.yolo.detector import Detector
 
     detector = Detector(args.model, args.classes, args.threshold, args.iou, runtime=args.runtime,
                         kernels=args.kernels, threads=args.threads, edge_tpu=args.edge_tpu, device=args.device,
@@ -120,7 +121,7 @@ def load(args: argparse.Namespace):
 
 
 def list_devices() -> int:
-    from utils.edgetpu import library_name, list_devices
+    from utils.runtime.edgetpu import library_name, list_devices
 
     devices = list_devices()
     for name, path in devices:
@@ -148,9 +149,12 @@ def main() -> int:
     quiet_libraries(args.verbose)
     if args.list_devices:
         return list_devices()
-    from utils import datasets, media, streams
-    from utils.draw import draw_detections, draw_fps
-    from utils.images import find_image_entries
+    from utils.evaluation import datasets
+    from utils.media import sinks as media
+    from utils.media import streams
+    from utils.media.frames import image_frames
+    from utils.media.images import find_image_entries
+    from utils.yolo.draw import draw_detections, draw_fps
 
     log = (lambda message: print(message, file=sys.stderr)) if args.json else print
     # Every input is checked and every output planned before anything is loaded or written.
@@ -176,7 +180,7 @@ def main() -> int:
         if sink:
             sink.fps = fps_in
     else:
-        frames = media.image_frames(paths, unreadable)
+        frames = image_frames(paths, unreadable)
         destination = dict(zip(map(str, paths), outputs))
         labels_of = dict(zip(map(str, paths), label_files))
     display = not args.no_display and media.display_available()
@@ -223,7 +227,7 @@ def main() -> int:
             if keep_video and sink.frames:
                 print(f"wrote {sink.describe()}", file=sys.stderr if args.json else sys.stdout)
     if interrupted.is_set():
-        print(f"interrupted after {count} {'frames' if stream else 'images'}; the output is complete up to there",
+        print(f"interrupted after {plural(count, 'frame' if stream else 'image')}; the output is complete up to there",
               file=sys.stderr)
         raise KeyboardInterrupt
     elapsed = time.perf_counter() - started
@@ -231,13 +235,13 @@ def main() -> int:
         pre, invoke, post = (t / count for t in totals)
         once = f"; set-up, not counted: first invoke {detector.engine.warmup_ms:.1f} ms" + (
             f", resize graphs {setup:.1f} ms" if setup else "")
-        log(f"{count} {'frames' if stream else 'images'}: pre {pre:.2f} ms, invoke {invoke:.2f} ms, "
+        log(f"{plural(count, 'frame' if stream else 'image')}: pre {pre:.2f} ms, invoke {invoke:.2f} ms, "
             f"post {post:.2f} ms per frame{once}; {count / elapsed:.1f} FPS overall ({detector.engine.description}"
             f"{', Edge TPU' if args.edge_tpu else ''})")
     if label_files and count:
         log(f"wrote {count} label files under {args.save_txt}")
     if args.image:
-        summary = f"{len(paths)} images, {len(unreadable)} unreadable"
+        summary = f"{plural(len(paths), 'image')}, {len(unreadable)} unreadable"
         if not count:
             raise UserError(f"image {paths[0]}: cannot be read as an image" if len(paths) == 1
                             else f"images: none of the {len(paths)} images could be read")

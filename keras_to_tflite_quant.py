@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Quantize a Keras YOLO model (from convert.py) to a full-integer TFLite model for the Edge TPU.
 
-    python keras_to_tflite_quant.py out/yolov3-tiny.h5 out/yolov3-tiny.tflite --dataset calib_images/
+    python keras_to_tflite_quant.py out/yolov3-tiny-tpu.h5 out/yolov3-tiny-tpu.tflite --dataset model_data/samples
 
 Calibrates on real images letterboxed exactly as inference.py does, embeds the YOLO metadata
 (anchors, masks, classes) in the .tflite, fixes the heads' output range for a finer 8-bit step,
@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from utils.console import add_verbose, quiet_libraries
+from utils import console
+from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, run_cli
 
 REPO_SAMPLES = Path(__file__).resolve().parent / "model_data" / "samples"
@@ -83,8 +84,8 @@ def main() -> int:
     if args.num_samples < 1:
         raise UserError("--num-samples must be at least 1")
     from utils.files import check_output, check_writable, require_file
-    from utils.images import evenly_spread, find_images, read_image
-    from utils.yolo_meta import sidecar_paths
+    from utils.media.images import evenly_spread, find_images, read_image
+    from utils.yolo.meta import sidecar_paths
 
     require_file(args.model, "model")
     check_output(args.output, [args.model, sidecar_paths(args.model)[0], *([args.anchors] if args.anchors else [])])
@@ -98,11 +99,11 @@ def main() -> int:
              if len(args.dataset) <= 3 else f"{len(args.dataset)} paths")
     print(f"dataset: {len(dataset)} images found in {where}")
 
-    from tqdm import tqdm
-
-    from utils import calibration, edgetpu_check, fidelity, quantize
-    from utils.detector import Detector
-    from utils.keras_engine import load_keras_model
+    from utils.evaluation import fidelity
+    from utils.quantize import calibration, edgetpu_check
+    from utils.quantize import quantizer as quantize
+    from utils.runtime.keras_engine import load_keras_model
+    from utils.yolo.detector import Detector
 
     started = time.perf_counter()
     model = load_keras_model(args.model)
@@ -112,7 +113,7 @@ def main() -> int:
               "Output ranges then fit those photos only; pass --dataset with ~100 images like "
               "the ones you will run on", file=sys.stderr)
     samples = calibration.Calibration(calibration.plan(dataset, args.num_samples, not args.no_augment))
-    progress = lambda items: tqdm(items, desc="calibrating", unit="image", file=sys.stderr)  # noqa: E731
+    progress = lambda items: console.progress(items, "calibrating")  # noqa: E731
     try:
         tflite = quantize.to_tflite(model, samples.dataset(meta.input_size, progress), args.io_type,
                                     quantize=not args.float)
@@ -136,21 +137,21 @@ def main() -> int:
     if args.float:
         print("This float model is a reference for the CPU, not for the Edge TPU (which runs int8 models only).")
         return 0
-    report = edgetpu_check.check(args.output)
-    print(report.format())
     images = [image for image in (read_image(p) for p in eval_images) if image is not None]
     clipped = f", reference clipped to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""
-    print(f"Quantization error on {len(images)} images (dequantized int8 heads vs the float Keras model{clipped}):")
+    print(f"Quantization error on {plural(len(images), 'image')} (dequantized int8 heads vs the float Keras model{clipped}):")
     for grid, mean, peak in quantize.head_errors(model, args.output, images, meta.input_size, output_range):
         print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
     int8 = Detector(args.output)
     print(fidelity.compare(lambda image: fidelity.keras_detect(model, meta, image),
                            int8.detect, images, int8.engine.kernels).format())
     if args.debug_layers:
-        from utils import quant_debug
+        from utils.quantize import debugger as quant_debug
         errors = quant_debug.layer_errors(model, samples.dataset(meta.input_size, progress), args.io_type)
         print(quant_debug.format_errors(errors, args.debug_layers))
-    print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB\n")
+    report = edgetpu_check.check(args.output)  # the verdict last: what a user acts on
+    print(report.brief() if report.keeps_leaky_relu and not args.strict else report.format())
     return 1 if args.strict and not report.all_mapped else 0
 
 

@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils.detector import Detector  # noqa: E402
-from utils.draw import draw_detections  # noqa: E402
-from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
 from utils.machine import cpu_name  # noqa: E402
+from utils.yolo.detector import Detector  # noqa: E402
+from utils.yolo.draw import draw_detections  # noqa: E402
 
 CFG = ROOT / "model_data" / "yolov3-tiny.cfg"
 PHOTO = ROOT / "model_data" / "samples" / "dog.jpg"
@@ -79,7 +79,7 @@ def time_stages(model_path: Path, threads: int, runtime: str, reps: int, warmup:
 
 
 def time_opencv(weights: Path, reps: int, warmup: int) -> tuple:
-    from utils.preprocess import letterbox_float
+    from utils.yolo.letterbox import letterbox_float
     cv2.setNumThreads(2)
     net = cv2.dnn.readNetFromDarknet(str(CFG), str(weights))
     names = net.getUnconnectedOutLayersNames()
@@ -96,7 +96,7 @@ def time_opencv(weights: Path, reps: int, warmup: int) -> tuple:
 
 
 def time_darknet(weights: Path, reps: int) -> tuple | str:
-    from utils import darknet_ref
+    from utils.darknet import reference as darknet_ref
     if not darknet_ref.available():
         return "not installed (apt-get install darknet)"
     net = darknet_ref.Darknet(CFG, weights)

@@ -23,12 +23,12 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils import evaluation  # noqa: E402
 from utils.console import quiet_libraries  # noqa: E402
-from utils.darknet_ref import reference_photos  # noqa: E402
-from utils.datasets import Truth  # noqa: E402
-from utils.detector import Detector  # noqa: E402
-from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.reference import reference_photos  # noqa: E402
+from utils.evaluation import runner as evaluation  # noqa: E402
+from utils.evaluation.datasets import Truth  # noqa: E402
+from utils.yolo.detector import Detector  # noqa: E402
 
 SETTINGS = [  # (name, --leaky, quantizer flags)
     ("keep, defaults (fixed head range, augmented)", "keep", []),

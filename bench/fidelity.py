@@ -26,14 +26,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils.darknet_ref import reference_photos as sample_paths  # noqa: E402
-from utils.detector import Detector  # noqa: E402
-from utils import edgetpu_check, fidelity  # noqa: E402
-from utils.fetch_weights import fetch_weights  # noqa: E402
-from utils.images import read_image  # noqa: E402
-from utils.yolo_adapter import postprocess  # noqa: E402
-from utils.yolo_meta import load_meta_file, sidecar_paths  # noqa: E402
-
+from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.reference import reference_photos as sample_paths  # noqa: E402
+from utils.evaluation import fidelity
+from utils.media.images import read_image  # noqa: E402
+from utils.quantize import edgetpu_check  # noqa: E402
+from utils.yolo.adapter import postprocess  # noqa: E402
+from utils.yolo.detector import Detector  # noqa: E402
+from utils.yolo.meta import load_meta_file, sidecar_paths  # noqa: E402
 
 JITTERS = 8
 
@@ -62,7 +62,7 @@ def main() -> int:
     args = parser.parse_args()
     import keras
 
-    import utils.keras_layers  # noqa: F401  (registers the custom layers)
+    import utils.runtime.keras_layers  # noqa: F401  (registers the custom layers)
     weights = fetch_weights(log=lambda message: None)
     paths = sample_paths()
     images = [read_image(p) for p in paths]

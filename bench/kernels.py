@@ -26,14 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.console import quiet_libraries  # noqa: E402
-from utils.darknet_ref import reference_photos  # noqa: E402
-from utils.detector import Detector  # noqa: E402
-from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.reference import reference_photos  # noqa: E402
 from utils.machine import cpu_name  # noqa: E402
-from utils.images import read_image  # noqa: E402
-from utils.interpreters import KERNELS  # noqa: E402
-from utils.nms import iou_matrix  # noqa: E402
-from utils.yolo_types import Detections  # noqa: E402
+from utils.media.images import read_image  # noqa: E402
+from utils.runtime.interpreters import KERNELS  # noqa: E402
+from utils.yolo.detector import Detector  # noqa: E402
+from utils.yolo.nms import iou_matrix  # noqa: E402
+from utils.yolo.types import Detections  # noqa: E402
 
 MIN_SCORE, MIN_IOU = 0.30, 0.5
 TFLITE_RUNTIME_PYTHON = ROOT / ".venv-tflite-runtime" / "bin" / "python"  # make .venv-tflite-runtime/.installed

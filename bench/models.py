@@ -27,14 +27,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils import edgetpu_check  # noqa: E402
-from utils.darknet_cfg import conv_layouts, parse_cfg  # noqa: E402
-from utils.darknet_weights import write_weights  # noqa: E402
-from utils.yolo_types import Detections  # noqa: E402
-from utils.fetch_weights import fetch_weights  # noqa: E402
-from utils.nms import nms  # noqa: E402
-from utils.preprocess import letterbox_float  # noqa: E402
-from utils.detector import Detector  # noqa: E402
+from utils.darknet.cfg import conv_layouts, parse_cfg  # noqa: E402
+from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.weights import write_weights  # noqa: E402
+from utils.quantize import edgetpu_check  # noqa: E402
+from utils.yolo.detector import Detector  # noqa: E402
+from utils.yolo.letterbox import letterbox_float  # noqa: E402
+from utils.yolo.nms import nms  # noqa: E402
+from utils.yolo.types import Detections  # noqa: E402
 
 MODELS = ("yolov3-tiny", "yolov3-tiny-prn", "yolov4-tiny", "yolov4-tiny-3l", "yolov7-tiny", "yolov3", "yolov3-spp")
 PHOTO = ROOT / "model_data" / "samples" / "dog.jpg"

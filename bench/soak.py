@@ -21,7 +21,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -55,7 +55,7 @@ def main() -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        camera = subprocess.Popen([sys.executable, "-m", "utils.loopback.mjpeg_server", str(port),
+        camera = subprocess.Popen([sys.executable, "-m", "utils.media.loopback.mjpeg_server", str(port),
                                    str(ROOT / "model_data" / "samples" / "clip.mp4"), str(args.fps), "--loop"],
                                   cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert camera.stdout.readline().strip() == "ready"
@@ -77,7 +77,7 @@ def main() -> int:
             if now - start >= args.minutes * 60:
                 break
         detector.send_signal(2)  # Ctrl-C: the open segment is completed
-        for line in detector.stdout:
+        for _ in detector.stdout:
             frames += 1
         status = detector.wait(timeout=120)
         camera.kill()

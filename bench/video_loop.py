@@ -28,13 +28,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils import streams  # noqa: E402
 from utils.console import quiet_libraries  # noqa: E402
-from utils.detector import Detector  # noqa: E402
-from utils.draw import draw_detections  # noqa: E402
-from utils.fetch_weights import fetch_weights  # noqa: E402
+from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
 from utils.machine import cpu_name  # noqa: E402
-from utils.yolo_adapter import postprocess  # noqa: E402
+from utils.media import streams  # noqa: E402
+from utils.yolo.adapter import postprocess  # noqa: E402
+from utils.yolo.detector import Detector  # noqa: E402
+from utils.yolo.draw import draw_detections  # noqa: E402
 
 
 class SleepingInvokeTimingDouble:
@@ -88,8 +88,9 @@ def warm_and_cold(detector: Detector, video: Path, count: int = 100) -> tuple[fl
     def stages(after_invoke: bool) -> tuple[float, float]:
         pre, post = [], []
         for image, box, outputs in zip(images, boxes, heads):
-            for times, work in ((pre, lambda: adapter.prepare(image)),
-                                (post, lambda: postprocess(outputs, meta, box, detector.threshold, detector.iou))):
+            for times, work in ((pre, lambda image=image: adapter.prepare(image)),
+                                (post, lambda outputs=outputs, box=box: postprocess(outputs, meta, box, detector.threshold,
+                                                                                    detector.iou))):
                 if after_invoke:
                     adapter.engine.invoke(blank)
                 start = time.perf_counter()

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import cv2
 
-from utils.detector import Detector
-from utils.fidelity import keras_detect
-from utils.yolo_meta import load_meta_file, sidecar_paths
+from utils.evaluation.fidelity import keras_detect
+from utils.yolo.detector import Detector
+from utils.yolo.meta import load_meta_file, sidecar_paths
 
 
 def as_list(detections) -> list[tuple]:
@@ -21,7 +21,7 @@ def tflite_detections(model_path: Path, image_paths, threshold=0.25) -> dict[str
 def keras_detections(h5: Path, image_paths, threshold=0.25) -> dict[str, list[tuple]]:
     import keras
 
-    import utils.keras_layers  # noqa: F401  (registers the custom layers)
+    import utils.runtime.keras_layers  # noqa: F401  (registers the custom layers)
     model = keras.models.load_model(h5, compile=False)
     meta = load_meta_file(sidecar_paths(h5)[0])
     return {p.name: as_list(keras_detect(model, meta, cv2.imread(str(p)), threshold)) for p in image_paths}

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import run_script
-from utils.yolo_types import Detections
-from utils.fidelity import Fidelity, add_image
+from utils.evaluation.fidelity import Fidelity, add_image
+from utils.yolo.types import Detections
 
 
 def dets(rows):

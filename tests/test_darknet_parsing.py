@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from utils.darknet_cfg import conv_layouts, layer_channels, parse_cfg, parse_cfg_text
-from utils.darknet_weights import header_size, read_weights, write_weights
-from utils.errors import UserError
 from conftest import MODEL_DATA
+from utils.darknet.cfg import conv_layouts, layer_channels, parse_cfg, parse_cfg_text
+from utils.darknet.weights import header_size, read_weights, write_weights
+from utils.errors import UserError
 
 
 @pytest.mark.parametrize("name, convs, heads", [("yolov3-tiny", 13, 2), ("yolov3", 75, 3),

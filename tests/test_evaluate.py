@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import MODEL_DATA, assert_user_error, run_script, sample_paths
-from utils import datasets, metrics
-from utils.yolo_types import Detections
+from utils.evaluation import datasets, metrics
+from utils.yolo.types import Detections
 
 pytest.importorskip("pycocotools")
 

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, assert_user_error, run_script
@@ -28,7 +29,7 @@ def test_fetch_with_wrong_checksum_fails_cleanly(tmp_path):
 
 
 def test_cached_weights_are_verified(weights):
-    from utils.fetch_weights import SHA256, sha256_of
+    from utils.darknet.fetch_weights import SHA256, sha256_of
     assert sha256_of(weights) == SHA256
 
 
@@ -49,9 +50,12 @@ def test_inference_path_never_imports_tensorflow():
     """Where TensorFlow is installed too, inference must not pay its start-up; and until a runtime
     is chosen, nothing imports LiteRT (tflite_runtime alone must be enough)."""
     code = ("import sys, numpy as np, inference\n"
-            "from utils import detector, draw, engine, images, media, tflite_model, yolo_adapter\n"
+            "from utils.yolo import adapter, detector, draw\n"
+            "from utils.runtime import engine\n"
+            "from utils.media import frames, images, sinks, streams\n"
+            "from utils.tflite import model\n"
             "print('ai_edge_litert' in sys.modules)\n"
-            "from utils.preprocess import Preprocessor\n"
+            "from utils.yolo.letterbox import Preprocessor\n"
             "Preprocessor((416, 416), np.uint8, 1 / 255)(np.zeros((48, 64, 3), np.uint8))\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -62,7 +66,7 @@ def test_atomic_outputs_have_ordinary_permissions(tmp_path):
     import numpy as np
 
     from utils.files import atomic_output
-    from utils.media import VideoSink, write_image
+    from utils.media.sinks import VideoSink, write_image
     umask = os.umask(0)
     os.umask(umask)
     with atomic_output(tmp_path / "a.txt") as tmp:
@@ -74,3 +78,30 @@ def test_atomic_outputs_have_ordinary_permissions(tmp_path):
     for name in ("a.txt", "b.png", "c.avi"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.png", "c.avi"]
+
+
+def test_tags_do_not_cover_each_other_and_stay_in_the_image():
+    """Two overlapping boxes whose tags would share a row (the two dogs of person.jpg), a box at
+    the top edge, and one at the bottom-right corner."""
+    from utils.yolo.draw import place_tags
+    boxes = np.array([[60, 265, 200, 355], [62, 268, 205, 350], [10, 0, 300, 100], [560, 400, 640, 480]])
+    sizes = [(90, 20)] * 4
+    corners = place_tags(boxes, sizes, 640, 480)
+    tags = [(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, sizes)]
+    for i, a in enumerate(tags):
+        assert 0 <= a[0] and a[2] <= 640 and 0 <= a[1] and a[3] <= 480, a
+        for b in tags[i + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+    assert corners[0] == (60, 245)  # the best box keeps the usual place, above its top-left corner
+
+
+def test_tags_are_drawn_over_every_box():
+    """A tag's background is not cut by another box's edge drawn after it."""
+    from utils.yolo.draw import class_colour, draw_detections
+    from utils.yolo.types import Detections
+    image = np.zeros((200, 300, 3), np.uint8)
+    boxes = np.array([[20, 60, 150, 180], [10, 30, 280, 52]], np.float32)  # the bicycle's bottom edge: y = 52
+    detections = Detections(boxes, np.array([0.9, 0.5], np.float32), np.array([0, 1]))
+    draw_detections(image, detections, ["dog", "bicycle"])
+    rows = image[51:54, 20:84]  # inside the dog's tag (above its box), where the bicycle's bottom edge passes
+    assert (rows == class_colour(0)).all(axis=2).any(axis=1).all(), rows  # the edge drawn over it would leave none

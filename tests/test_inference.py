@@ -5,12 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-from utils import darknet_ref
 from conftest import MODEL_DATA, assert_user_error, match, run_script, sample_paths, sized_cfg_text
 from helpers import tflite_detections
-from utils import tflite_model
-from utils.darknet_cfg import conv_layouts, parse_cfg
-from utils.darknet_weights import write_weights
+from utils.darknet import reference as darknet_ref
+from utils.darknet.cfg import conv_layouts, parse_cfg
+from utils.darknet.weights import write_weights
+from utils.tflite import model as tflite_model
 
 pytestmark = pytest.mark.slow
 needs_darknet = pytest.mark.skipif(not darknet_ref.available(), reason="Debian's darknet is not installed")
@@ -72,7 +72,7 @@ def write_random_detector(cfg, path, size, class_bias=-5.0):
     """Random weights with sane heads: each head's logits scaled to unit spread (measured with
     OpenCV on a sample photo) and class logits pushed down, so a handful of (box, class) pairs pass
     the threshold. Plain random heads give thousands of degenerate boxes: a comparison of noise."""
-    from utils.preprocess import letterbox_float
+    from utils.yolo.letterbox import letterbox_float
     layouts = conv_layouts(parse_cfg(cfg))
     write_weights(path, layouts, np.random.default_rng(5))
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(path))

@@ -3,13 +3,13 @@ import cv2
 import numpy as np
 import pytest
 
-from utils import darknet_ref
 from conftest import sample_paths
-from utils.decode import decode
-from utils.nms import iou_matrix, nms, overlapping_pairs
-from utils.preprocess import Preprocessor, letterbox_float, resize_image
-from utils.yolo_types import Detections, HeadOutput, Letterbox
-from utils.yolo_meta import Head, YoloMeta, default_masks
+from utils.darknet import reference as darknet_ref
+from utils.yolo.decode import decode
+from utils.yolo.letterbox import Preprocessor, letterbox_float, resize_image
+from utils.yolo.meta import Head, YoloMeta, default_masks
+from utils.yolo.nms import iou_matrix, nms, overlapping_pairs
+from utils.yolo.types import Detections, HeadOutput, Letterbox
 
 
 def literal_resize(image: np.ndarray, w: int, h: int) -> np.ndarray:

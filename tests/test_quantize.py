@@ -4,9 +4,10 @@ import pytest
 
 from conftest import MODEL_DATA, assert_user_error, match, run_script, sample_paths
 from helpers import keras_detections, tflite_detections
-from utils import edgetpu_check, tflite_model
-from utils.darknet_cfg import conv_layouts, parse_cfg
-from utils.darknet_weights import write_weights
+from utils.darknet.cfg import conv_layouts, parse_cfg
+from utils.darknet.weights import write_weights
+from utils.quantize import edgetpu_check
+from utils.tflite import model as tflite_model
 
 pytestmark = pytest.mark.slow
 NOT_ON_TPU = {"LEAKY_RELU", "TILE", "RESHAPE", "DEQUANTIZE"}
@@ -107,7 +108,7 @@ def test_int8_finds_what_float_finds(model_factory, name, args):
 
 
 def test_metadata_is_embedded(model_factory):
-    from utils.yolo_meta import METADATA_NAME, YoloMeta
+    from utils.yolo.meta import METADATA_NAME, YoloMeta
     data = tflite_model.read_bytes(model_factory("tiny_keep_int8", [], []))
     meta = YoloMeta.from_json(tflite_model.read_metadata(data, METADATA_NAME).decode())
     assert [h.mask for h in meta.heads] == [[3, 4, 5], [0, 1, 2]] and meta.output_range == (-6.0, 10.0)
@@ -118,8 +119,12 @@ def test_quantizer_reports(model_factory, tmp_path):
     out = tmp_path / "q.tflite"
     result = run_script("keras_to_tflite_quant.py", str(h5), str(out), "--dataset", *map(str, sample_paths()[:2]),
                         "--num-samples", "8", check=True)
-    assert "calibrating" in result.stderr
-    assert "Number of operations that will run on CPU" in result.stdout
+    calibrating = [line for line in result.stderr.splitlines() if line.startswith("calibrating")]
+    assert "\r" not in result.stderr and 1 <= len(calibrating) <= 11, result.stderr  # a line per tenth in logs
+    # A CPU model (leaky ReLU kept): the Edge TPU verdict is a short note, and the last thing printed.
+    assert result.stdout.rstrip().splitlines()[-3].startswith("Edge TPU: a CPU model."), result.stdout
+    assert result.stdout.rstrip().endswith(f"python -m utils.edgetpu_check {out}"), result.stdout
+    assert "--leaky prelu" in result.stdout and "Number of operations" not in result.stdout
     assert "head 13x13: mean |d|" in result.stdout and "peak memory" in result.stdout
     assert "Detections of the int8 model (xnnpack kernels) against the float model on 2 images" in result.stdout
 
@@ -160,7 +165,7 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path, model_factory):
     result = run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "m.tflite"), "--dataset", str(mixed),
                         "--num-samples", "4", check=True)
     assert "bad.jpg: cannot be decoded, skipped" in result.stderr
-    assert "calibrated on 1 images + 1 crops/flips of them, 768x576 to 768x576 pixels (1 unreadable, skipped)" \
+    assert "calibrated on 1 image + 1 crop/flip of it, 768x576 to 768x576 pixels (1 unreadable, skipped)" \
         in result.stdout
 
 
@@ -173,7 +178,7 @@ def test_model_without_sidecar_takes_anchors(tmp_path, model_factory):
     from conftest import MODEL_DATA
     run_script("keras_to_tflite_quant.py", str(h5), str(out), "--float", "--anchors",
                str(MODEL_DATA / "yolov3-tiny_anchors.txt"), check=True)
-    from utils.yolo_meta import METADATA_NAME, YoloMeta
+    from utils.yolo.meta import METADATA_NAME, YoloMeta
     meta = YoloMeta.from_json(tflite_model.read_metadata(tflite_model.read_bytes(out), METADATA_NAME).decode())
     assert [h.mask for h in meta.heads] == [[3, 4, 5], [0, 1, 2]] and meta.classes == 80
 

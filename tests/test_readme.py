@@ -1,5 +1,6 @@
 """README.md stays true: its two commands are the Makefile's, and its walkthrough runs top to bottom,
 as written, in a fresh copy of the repository."""
+import ast
 import os
 import re
 import shutil
@@ -70,8 +71,36 @@ def test_walkthrough_runs_as_written(tmp_path, weights):
     assert int(cv2.VideoCapture(str(out / "clip_boxes.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 24
     assert len((out / "clip.jsonl").read_text().splitlines()) == 24
     assert "Traceback" not in result.stderr
-    example = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c", library_example()], cwd=clone,
-                             capture_output=True, text=True, env=env, timeout=300)
-    assert example.returncode == 0, example.stderr
+    python = str(clone / ".venv" / "bin" / "python")
+    example = subprocess.run([python, "-c", library_example()], cwd=clone, capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert example.returncode == 0 and not example.stderr, example.stderr  # LiteRT's INFO line included
     labels = [line.split()[0] for line in example.stdout.splitlines()]
     assert {"dog", "bicycle", "car"} <= set(labels), example.stdout
+    # From another directory, as the Library section says: the repository on PYTHONPATH, absolute paths.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = library_example().replace('"out/', f'"{clone}/out/').replace('"model_data/', f'"{clone}/model_data/')
+    (elsewhere / "detect.py").write_text(code)
+    outside = subprocess.run([python, "detect.py"], cwd=elsewhere, capture_output=True, text=True,
+                             env={**env, "PYTHONPATH": str(clone)}, timeout=300)
+    assert outside.returncode == 0 and outside.stdout == example.stdout, outside.stderr
+    assert "PYTHONPATH=" in README.read_text().split("## Library", 1)[1].split("##", 1)[0]
+
+
+def test_help_examples_name_files_that_exist_or_the_walkthrough_makes():
+    """Each script's --help examples, pasted after the walkthrough, find their files (``YOUR…`` names
+    stand for the user's own data)."""
+    made = set(re.findall(r"\bout/[\w./-]+", "\n".join(walkthrough())))
+    for script in ("convert.py", "keras_to_tflite_quant.py", "inference.py", "evaluate.py"):
+        docstring = ast.get_docstring(ast.parse((ROOT / script).read_text()))
+        commands = re.findall(r"^ +(python .*?[^\\])$", docstring.replace("\\\n", " "), re.M)
+        assert commands, script
+        for token in " ".join(commands).split()[1:]:
+            token = token.strip('"')
+            if token.startswith(("--", "-m", "$(", "YOUR", "utils.")) or not ("/" in token or "." in token):
+                continue
+            if token.startswith("out/"):
+                assert token in made, (script, token)
+            else:
+                assert (ROOT / token).exists(), (script, token)

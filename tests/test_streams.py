@@ -1,5 +1,5 @@
 """Live sources with real servers on loopback: an RTSP camera (GStreamer's RTSP server) and an HTTP
-MJPEG camera (utils/loopback), each killed mid-stream and restarted. Bounded in time."""
+MJPEG camera (utils/media/loopback), each killed mid-stream and restarted. Bounded in time."""
 from __future__ import annotations
 
 import json
@@ -17,7 +17,7 @@ import pytest
 
 from conftest import MODEL_DATA, ROOT
 
-SERVERS = ROOT / "utils" / "loopback"
+SERVERS = ROOT / "utils" / "media" / "loopback"
 SECRET = "s3cret-pw"
 
 
@@ -202,7 +202,7 @@ def test_segments_are_complete_files(int8_model, tmp_path):
 
 
 def test_urls_and_credentials():
-    from utils.streams import camera_source, masked, video_source
+    from utils.media.streams import camera_source, masked, video_source
     assert masked("rtsp://admin:pa:ss@cam.local:554/h264") == "rtsp://***@cam.local:554/h264"
     assert masked("http://cam.local/x?user=a@b") == "http://cam.local/x?user=a@b"
     source = video_source("RTSPS://u:p@host/s")

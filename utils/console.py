@@ -8,11 +8,21 @@ delegate"), which no Python setting reaches. So, unless ``--verbose``, those des
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
 import os
 import sys
+import threading
 import warnings
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+_SHOW_LIBRARY_MESSAGES = False
+_STDERR_LOCK = threading.Lock()
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +38,8 @@ def _python_stream(fd: int, like: io.TextIOBase) -> io.TextIOWrapper:
 
 def quiet_libraries(verbose: bool = False) -> None:
     """Silence the libraries (unless ``verbose``); call once, before importing TensorFlow or LiteRT."""
+    global _SHOW_LIBRARY_MESSAGES
+    _SHOW_LIBRARY_MESSAGES = verbose
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -51,6 +63,28 @@ def quiet_libraries(verbose: bool = False) -> None:
         warnings.filterwarnings("ignore", module=module)
 
 
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """File descriptor 2 on /dev/null for the block, for native libraries' one-off notices (LiteRT's
+    "Created TensorFlow Lite XNNPACK delegate for CPU."), unless ``quiet_libraries(verbose=True)``.
+    Python's own stderr is flushed first; keep the block short: it holds a process-wide lock."""
+    if _SHOW_LIBRARY_MESSAGES:
+        yield
+        return
+    with _STDERR_LOCK:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
 class Progress:
     """``label 12/34`` on stderr: redrawn in place on a terminal, a line per tenth elsewhere (logs)."""
 
@@ -58,11 +92,24 @@ class Progress:
         self.total, self.label, self.done, self._shown = total, label, 0, -1
         self.terminal = sys.stderr.isatty()
 
-    def step(self) -> None:
-        self.done += 1
+    def step(self, count: int = 1) -> None:
+        self.done += count
         if self.terminal:
             print(f"\r{self.label} {self.done}/{self.total}", end="" if self.done < self.total else "\n",
                   file=sys.stderr, flush=True)
         elif self.done * 10 // max(self.total, 1) > self._shown:
             self._shown = self.done * 10 // max(self.total, 1)
             print(f"{self.label} {self.done}/{self.total}", file=sys.stderr, flush=True)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 image``, ``2 images``, ``0 images``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def progress(items: Sequence[T], label: str) -> Iterator[T]:
+    """``items`` one by one, with a ``Progress`` line counting them."""
+    bar = Progress(len(items), label)
+    for item in items:
+        bar.step()
+        yield item

@@ -7,7 +7,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Iterator, NoReturn
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 
 class UserError(Exception):

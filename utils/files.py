@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
-from .errors import UserError
+from utils.errors import UserError
 
 
 def require_file(path: str | os.PathLike, what: str) -> Path:

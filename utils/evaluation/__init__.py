@@ -1,0 +1,1 @@
+"""Measuring detectors: labelled datasets, mAP metrics, the evaluation runner and the int8 fidelity report."""

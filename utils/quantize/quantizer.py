@@ -1,0 +1,142 @@
+"""Keras → TFLite: full-integer quantization calibrated on real images, metadata, fixed head ranges."""
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+
+from utils.errors import UserError
+from utils.runtime.interpreters import smoke_test
+from utils.tflite import model as tflite_model
+from utils.yolo.letterbox import Preprocessor
+from utils.yolo.meta import METADATA_NAME, YoloMeta, load_meta_file, resolve_meta, sidecar_paths
+
+IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+
+
+def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None = None) -> YoloMeta:
+    """The model's YOLO metadata (its ``_yolo.json`` sidecar, or ``--anchors``), checked against its outputs."""
+    shapes = [tuple(o.shape) for o in model.outputs]
+    if any(len(s) != 4 or s[0] not in (1, None) for s in shapes):
+        raise UserError(f"model {model_path}: outputs {shapes} are not YOLO heads (1, grid_h, grid_w, channels)")
+    meta_path, _ = sidecar_paths(model_path)
+    own = load_meta_file(meta_path) if meta_path.is_file() else None
+    input_size = (model.inputs[0].shape[2], model.inputs[0].shape[1])
+    return resolve_meta(model_path, input_size, {(s[2], s[1]): s[3] for s in shapes}, own, anchors_path,
+                        f"no {meta_path.name} beside it (write it with convert.py, or pass --anchors)")
+
+
+def converter_for(model: keras.Model, dataset: Callable | None, io_type: str = "uint8",
+                  quantize: bool = True) -> tf.lite.TFLiteConverter:
+    """The converter: full int8 (8-bit ``io_type`` input and outputs) calibrated on ``dataset``, or float."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = IO_TYPES[io_type]
+        converter.inference_output_type = IO_TYPES[io_type]
+    return converter
+
+
+def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True) -> bytes:
+    converter = converter_for(model, dataset, io_type, quantize)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its signatures
+            return converter.convert()
+    except Exception as error:
+        raise UserError(f"TFLite conversion failed: {str(error).strip().splitlines()[-1][:200]}") from None
+
+
+def _set_range(tensor: schema.TensorT, low: float, high: float) -> None:
+    """Quantization of an 8-bit tensor covering [low, high] (zero exactly representable)."""
+    scale = (high - low) / 255.0
+    offset = -128 if tensor.type == schema.TensorType.INT8 else 0
+    zero_point = int(np.clip(round(offset - low / scale), offset, offset + 255))
+    tensor.quantization.scale = np.array([scale], np.float32)
+    tensor.quantization.zeroPoint = np.array([zero_point], np.int64)
+    tensor.quantization.min = tensor.quantization.max = None
+
+
+def logit_heads(meta: YoloMeta) -> set[tuple[int, int]]:
+    """Grids of the heads that output logits. A ``new_coords`` head ends in LOGISTIC, whose int8
+    output TFLite fixes to [0, 1] (scale 1/256): those keep their own quantization."""
+    return {tuple(h.grid) for h in meta.heads if not h.new_coords}
+
+
+def fix_output_ranges(model: schema.ModelT, output_range: tuple[float, float],
+                      grids: set[tuple[int, int]] | None = None) -> None:
+    """Give every quantized head output (and the int8 tensor feeding it) the range ``output_range``,
+    or only the heads whose (grid_w, grid_h) is in ``grids``.
+
+    Kernels derive their requantization from these parameters, so the head convolutions simply
+    write with a finer step; logits outside the range saturate, where they cannot change a detection.
+    """
+    graph = model.subgraphs[0]
+    producers = {out: op for op in graph.operators for out in op.outputs}
+    eight_bit = (schema.TensorType.INT8, schema.TensorType.UINT8)
+    for output in graph.outputs:
+        shape = graph.tensors[output].shape
+        if grids is not None and (int(shape[2]), int(shape[1])) not in grids:
+            continue
+        chain = [output]
+        op = producers.get(output)
+        name = tflite_model.op_name(model.operatorCodes[op.opcodeIndex])
+        if name in ("QUANTIZE", "DEQUANTIZE"):
+            chain.append(op.inputs[0])
+        consumers = [o for o in graph.operators if any(i in chain[1:] for i in o.inputs)]
+        if len(consumers) > 1:
+            raise UserError("cannot fix the output range: a head tensor has other consumers")
+        for index in chain:
+            if graph.tensors[index].type in eight_bit:
+                _set_range(graph.tensors[index], *output_range)
+
+
+def finish(tflite: bytes, meta: YoloMeta, output: Path, output_range: tuple[float, float] | None) -> None:
+    """Embed the YOLO metadata (and fix head ranges) and write ``output`` atomically."""
+    model = schema.ModelT.InitFromPackedBuf(tflite, 0)
+    if output_range:
+        fix_output_ranges(model, output_range, logit_heads(meta))
+    tflite_model.set_metadata(model, METADATA_NAME, meta.to_json().encode())
+    tflite_model.save(model, output, verify=smoke_test)
+
+
+def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.ndarray],
+                net_size: tuple[int, int], output_range: tuple[float, float] | None = None,
+                ) -> list[tuple[tuple[int, int], float, float]]:
+    """Per head (grid, mean |Δ|, max |Δ|) between the TFLite model's dequantized outputs and Keras'.
+
+    With a fixed output range the float reference is clipped to it first: logits outside it
+    saturate by design.
+    """
+    from utils.runtime.engine import Engine
+    from utils.yolo.adapter import YoloAdapter, model_meta
+    engine = Engine(tflite_path)
+    meta = model_meta(engine)
+    quantized = YoloAdapter(engine, meta)
+    fixed = logit_heads(meta)
+    float_pre = Preprocessor(net_size)
+    sums: dict[tuple[int, int], list[float]] = {}
+    for image in images:
+        x, _ = float_pre(image)
+        reference = keras_model(x, training=False)
+        reference = reference if isinstance(reference, (list, tuple)) else [reference]
+        outputs = {tuple(spec.grid): head for spec, head in zip(meta.heads, quantized.run(quantized.prepare(image)[0]))}
+        for ref in reference:
+            ref = np.asarray(ref)
+            grid = (ref.shape[2], ref.shape[1])
+            if output_range and grid in fixed:
+                ref = np.clip(ref, *output_range)
+            head = outputs[grid]
+            delta = np.abs(head.dequantize(head.data) - ref)
+            entry = sums.setdefault(grid, [0.0, 0.0, 0])
+            entry[0] += float(delta.sum())
+            entry[1] = max(entry[1], float(delta.max()))
+            entry[2] += delta.size
+    return [(grid, total / count, peak) for grid, (total, peak, count) in sums.items()]

@@ -1,0 +1,154 @@
+"""Detection as a library: a YOLO ``.tflite`` model and its class names → detections per image.
+
+    from utils.yolo.detector import Detector
+
+    detector = Detector("out/yolov3-tiny-cpu.tflite", "model_data/coco.names", threshold=0.3)
+    for detection in detector.detect(cv2.imread("dog.jpg")):
+        print(detection.label, detection.score, detection.box)
+
+The same pre- and post-processing as ``inference.py``, which is built on it.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from utils.errors import UserError
+from utils.files import read_text
+from utils.runtime.device_pool import round_robin
+from utils.runtime.edgetpu import parse_devices
+from utils.runtime.engine import Engine, open_engine
+from utils.runtime.pipeline import pipeline
+from utils.yolo.adapter import YoloAdapter, model_meta, postprocess
+from utils.yolo.meta import YoloMeta
+from utils.yolo.types import Detections
+
+Item = TypeVar("Item")
+NMS_RULES = {"greedy": "iou", "diou": "diou", None: None}
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    names = [line.strip() for line in read_text(path, "classes").splitlines() if line.strip()]
+    if not names:
+        raise UserError(f"classes {path}: no class names in it")
+    return names
+
+
+def check_classes(meta: YoloMeta, names: list[str], source: str | Path) -> None:
+    if len(names) != meta.classes:
+        per_head = len(meta.heads[0].mask)
+        raise UserError(f"classes {source}: {len(names)} names, but the model has {meta.classes} classes "
+                        f"({per_head} x (5 + {meta.classes}) channels per head)")
+
+
+@dataclass
+class Timing:
+    """Milliseconds of one frame; ``setup`` is the one-off cost of a new image size, not in ``total``.
+    ``device`` is the Edge TPU that ran it (None: the CPU or the only device)."""
+
+    pre: float
+    invoke: float
+    post: float
+    setup: float = 0.0
+    device: str | None = None
+
+    @property
+    def total(self) -> float:
+        return self.pre + self.invoke + self.post
+
+
+class Detector:
+    """A YOLO ``.tflite`` model ready to detect, on the CPU or one or several Edge TPUs.
+
+    ``model``: a ``.tflite`` from keras_to_tflite_quant.py (or its ``_edgetpu.tflite`` with
+    ``edge_tpu=True``), or a float ``.h5``/``.keras`` from convert.py (needs TensorFlow).
+    ``classes``: a names file, one per line (without it, labels are class numbers).
+    ``threshold``: objectness x class probability, as Darknet's ``-thresh``. ``iou``: NMS threshold.
+    ``runtime``: "auto", "litert", "tflite_runtime" or "tensorflow". ``kernels``: "xnnpack",
+    "builtin" or "reference" (default: the runtime's fastest). ``device``: "usb:0", "pci:0", a list
+    "usb:0,usb:1" or "all" (with ``edge_tpu``). ``anchors``: only for a model without metadata.
+    ``nms``: "greedy" or "diou" (default: the model's own).
+    """
+
+    def __init__(self, model: str | Path, classes: str | Path | None = None, threshold: float = 0.25,
+                 iou: float = 0.45, *, runtime: str = "auto", kernels: str | None = None,
+                 threads: int | None = None, edge_tpu: bool = False, device: str | None = None,
+                 anchors: str | Path | None = None, nms: str | None = None):
+        if device is not None and not edge_tpu:
+            raise UserError(f"--device {device} names an Edge TPU: add --edge_tpu")
+        if nms not in NMS_RULES:
+            raise UserError(f"nms {nms!r}: use 'greedy' or 'diou' (or None for the model's own)")
+        names = read_class_names(classes) if classes is not None else None
+        self.devices = parse_devices(device) if edge_tpu else [None]
+        self.engines = [open_engine(model, runtime, threads, kernels, edge_tpu, d) for d in self.devices]
+        self.meta = model_meta(self.engines[0], anchors)
+        if names is not None:
+            check_classes(self.meta, names, classes)
+        self.names, self.threshold, self.iou, self.nms_kind = names, threshold, iou, NMS_RULES[nms]
+        self.adapters = [YoloAdapter(engine, self.meta) for engine in self.engines]
+        if tuple(self.meta.input_size) != self.adapters[0].input_size:
+            print(f"warning: metadata input size {self.meta.input_size} differs from the model's "
+                  f"{self.adapters[0].input_size}; using the model's", file=sys.stderr)
+            self.meta.input_size = self.adapters[0].input_size
+
+    @property
+    def engine(self) -> Engine:
+        return self.engines[0]
+
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        """Detections in ``image_bgr`` (an HxWx3 uint8 BGR image, as OpenCV reads it), in image pixels."""
+        return self.detect_timed(image_bgr)[0]
+
+    def detect_timed(self, image_bgr: np.ndarray, worker: int = 0) -> tuple[Detections, Timing]:
+        """``detect`` on one device (``worker``: its number), with the time of each stage."""
+        heads, box, pre, invoke, setup = self.adapters[worker].timed_run(image_bgr)
+        start = time.perf_counter()
+        detections = postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
+        detections.names = self.names
+        return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup, self.devices[worker])
+
+    def detect_stream(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray] = lambda image: image,
+                      pipelined: bool | None = None) -> Iterator[tuple[Item, Detections, Timing]]:
+        """(item, detections, timing) for each item, in order. With several devices the items are
+        dealt round-robin, each device working on its own frame. With one, letterbox, invoke and
+        post-processing run as a pipeline, each on its own frame, when ``pipelined`` (by default when
+        ``invoke()`` leaves a core free: on a CPU whose cores it already fills, overlapping only
+        makes the stages compete; ``bench/video_loop.py`` measures both)."""
+        if pipelined is None:
+            pipelined = self.engine.leaves_cpu_free
+        if len(self.adapters) > 1 or not pipelined:
+            workers = [lambda item, worker=worker: self.detect_timed(image_of(item), worker)
+                       for worker in range(len(self.adapters))]
+            for item, (detections, timing), _ in round_robin(workers, items):
+                yield item, detections, timing
+            return
+        adapter = self.adapters[0]
+
+        def prepare(item):
+            start = time.perf_counter()
+            tensor, box = adapter.prepare(image_of(item))
+            tensor = tensor.copy()  # the letterbox reuses its buffer for the next frame
+            setup = adapter.prepare.setup_ms
+            return item, tensor, box, (time.perf_counter() - start) * 1e3 - setup, setup
+
+        def invoke(prepared):
+            item, tensor, box, pre, setup = prepared
+            start = time.perf_counter()
+            heads = adapter.run(tensor)
+            return item, heads, box, pre, (time.perf_counter() - start) * 1e3, setup
+
+        def post(invoked):
+            item, heads, box, pre, invoke_ms, setup = invoked
+            start = time.perf_counter()
+            detections = postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
+            detections.names = self.names
+            return item, detections, Timing(pre, invoke_ms, (time.perf_counter() - start) * 1e3, setup,
+                                            self.devices[0])
+
+        yield from pipeline(items, [prepare, invoke, post])

@@ -1,0 +1,105 @@
+"""Plain value types shared by the YOLO side: head outputs, detections, the letterbox and its inverse.
+
+Decoding, NMS, drawing, the adapter and the library API all speak these; none of them knows
+which runtime or device produced the numbers.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+
+@dataclass
+class HeadOutput:
+    """One raw head tensor ``(1, gh, gw, A*(5+C))`` with its quantization (scale 0: float)."""
+
+    data: np.ndarray
+    scale: float = 0.0
+    zero_point: int = 0
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        if self.scale:
+            return (values.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+        return values.astype(np.float32, copy=False)
+
+    def raw_threshold(self, logit: float) -> float:
+        """``logit`` expressed in this tensor's stored units."""
+        return logit / self.scale + self.zero_point if self.scale else logit
+
+
+class Detection(NamedTuple):
+    """One detection: ``box`` is ``(x1, y1, x2, y2)`` in image pixels."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+    class_id: int
+
+
+@dataclass
+class Detections:
+    """Detections of one image: boxes ``[x1, y1, x2, y2]`` in image pixels, one class each.
+
+    Iterating gives ``Detection`` objects, labelled with ``names`` when they are known.
+    """
+
+    boxes: np.ndarray      # (n, 4) float32
+    scores: np.ndarray     # (n,) float32
+    class_ids: np.ndarray  # (n,) int64
+    names: Sequence[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __iter__(self) -> Iterator[Detection]:
+        for box, score, class_id in zip(self.boxes.tolist(), self.scores.tolist(), self.class_ids.tolist()):
+            label = self.names[class_id] if self.names is not None else str(class_id)
+            yield Detection(label, score, tuple(box), class_id)
+
+    def take(self, index: np.ndarray) -> Detections:
+        return Detections(self.boxes[index], self.scores[index], self.class_ids[index], self.names)
+
+    def clipped(self, image_size: tuple[int, int]) -> Detections:
+        """Boxes clipped to an image of ``(width, height)``."""
+        width, height = image_size
+        boxes = np.clip(self.boxes, 0, np.array([width, height, width, height], np.float32))
+        return Detections(boxes, self.scores, self.class_ids, self.names)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where the resized image sits on the network canvas (Darknet's ``letterbox_image``)."""
+
+    image_size: tuple[int, int]    # (width, height) of the original image
+    net_size: tuple[int, int]      # (width, height) of the network input
+    new_size: tuple[int, int]      # (width, height) of the resized image
+    offset: tuple[int, int]        # (x, y) of its top-left corner on the canvas
+
+    @classmethod
+    def fit(cls, image_size: tuple[int, int], net_size: tuple[int, int]) -> Letterbox:
+        """Darknet's ``letterbox_image`` sizes, integer arithmetic and float32 comparison included."""
+        (w, h), (net_w, net_h) = image_size, net_size
+        if np.float32(net_w) / np.float32(w) < np.float32(net_h) / np.float32(h):
+            new_w, new_h = net_w, (h * net_w) // w
+        else:
+            new_w, new_h = (w * net_h) // h, net_h
+        return cls(tuple(image_size), tuple(net_size), (new_w, new_h), ((net_w - new_w) // 2, (net_h - new_h) // 2))
+
+    def to_image(self, boxes: np.ndarray) -> np.ndarray:
+        """The inverse, Darknet's ``correct_yolo_boxes``: ``(cx, cy, w, h)`` relative to the network
+        input → ``[x1, y1, x2, y2]`` in image pixels, not yet clipped (Darknet's NMS sees them unclipped)."""
+        (net_w, net_h), (new_w, new_h), (width, height) = self.net_size, self.new_size, self.image_size
+        cx = (boxes[:, 0] - (net_w - new_w) / 2.0 / net_w) / (new_w / net_w)
+        cy = (boxes[:, 1] - (net_h - new_h) / 2.0 / net_h) / (new_h / net_h)
+        w = boxes[:, 2] * net_w / new_w
+        h = boxes[:, 3] * net_h / new_h
+        corners = np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width,
+                            (cy + h / 2) * height], 1)
+        return corners.astype(np.float32)
