@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MODEL_DATA = ROOT / "model_data"
 
-from utils.darknet_ref import reference_photos  # noqa: E402
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: uses the real weights or builds TFLite models (deselect with -m 'not slow')")
+import model_cache  # noqa: E402
+from utils.darknet.reference import reference_photos  # noqa: E402
 
 
 def run_script(*args: str, check: bool = False, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -28,6 +26,43 @@ def run_script(*args: str, check: bool = False, env: dict | None = None, timeout
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def run_in_process(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``[script.py, args…]`` or ``["-m", module, args…]`` in this process, from ``cwd``, as
+    ``python`` would run it as ``__main__``: the exit status from ``SystemExit``, what the script
+    writes to ``sys.stdout``/``sys.stderr``, and an escaping exception as a traceback with status 1.
+
+    It saves the interpreter's and TensorFlow's start-up (seconds a call) where neither signals,
+    file descriptors nor native crashes are the point; each script keeps true subprocess tests.
+    """
+    import contextlib
+    import io
+    import runpy
+    import traceback
+    argv = [command[1], *command[2:]] if command[0] == "-m" else [str(ROOT / command[0]), *command[1:]]
+    out, err = io.StringIO(), io.StringIO()
+    saved_cwd, saved_argv, status = os.getcwd(), sys.argv, 0
+    try:
+        os.chdir(cwd)
+        sys.argv = argv
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                if command[0] == "-m":
+                    runpy.run_module(command[1], run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(argv[0], run_name="__main__")
+            except SystemExit as exit:
+                status = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+                if not isinstance(exit.code, (int, type(None))):
+                    print(exit.code, file=sys.stderr)
+            except BaseException:  # noqa: BLE001  (what the interpreter would print and exit 1 on)
+                traceback.print_exc()
+                status = 1
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -53,7 +88,7 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> s
 
 @pytest.fixture(scope="session")
 def weights() -> Path:
-    from utils.fetch_weights import fetch_weights
+    from utils.darknet.fetch_weights import fetch_weights
     return fetch_weights(log=lambda message: None)
 
 
@@ -83,23 +118,48 @@ def build_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_factory(build_dir, weights, tiny_cfg):
-    """Build (once per session) converted and quantized models: factory(name, cfg, weights, convert args, quant args)."""
-    built: dict[str, Path] = {}
+def model_factory(build_dir, weights, tiny_cfg, tmp_path_factory):
+    """Converted and quantized models: factory(name, convert args, quant args, cfg, weights) -> path.
 
-    def make(name: str, convert_args=(), quant_args=None, cfg: Path | None = None, weights_path: Path | None = None) -> Path:
-        if name in built:
-            return built[name]
+    ``name`` is only the file name in ``build_dir``: models with the same cfg, weights and
+    arguments are one build, kept between sessions by ``model_cache``. ``quant_args=None`` stops
+    at the Keras model; a list quantizes it on the sample photos with those extra arguments (a
+    ``--dataset`` among them replaces the photos), and what the quantizer printed is NAME.stdout.
+    """
+    root = model_cache.cache_root(tmp_path_factory.getbasetemp())
+    model_cache.prune(root)
+    calibration = [str(p) for p in sample_paths()]
+
+    def converted(cfg: Path, weights_path: Path, convert_args) -> Path:
+        key = model_cache.key_of("convert", model_cache.file_digest(cfg), model_cache.file_digest(weights_path),
+                                 tuple(convert_args))
+        return model_cache.fetch(root, key, lambda d: run_script(
+            "convert.py", str(cfg), str(weights_path), str(d / "model.h5"), *convert_args, check=True))
+
+    def quantized(h5_entry: Path, quant_args) -> Path:
+        key = model_cache.key_of("quantize", h5_entry.name, tuple(quant_args),
+                                 tuple(model_cache.file_digest(Path(p)) for p in calibration))
+
+        def build(directory: Path) -> None:
+            result = run_script("keras_to_tflite_quant.py", str(h5_entry / "model.h5"), str(directory / "model.tflite"),
+                                "--dataset", *calibration, *quant_args, check=True)
+            (directory / "model.stdout").write_text(result.stdout)
+        return model_cache.fetch(root, key, build)
+
+    def make(name: str, convert_args=(), quant_args=None, cfg: Path | None = None,
+             weights_path: Path | None = None) -> Path:
+        entry = converted(cfg or tiny_cfg, weights_path or weights, convert_args)
         h5 = build_dir / f"{name}.h5"
         if not h5.exists():
-            run_script("convert.py", str(cfg or tiny_cfg), str(weights_path or weights), str(h5), *convert_args, check=True)
+            for suffix in (".h5", "_yolo.json", "_anchors.txt"):
+                shutil.copy(entry / f"model{suffix}", build_dir / f"{name}{suffix}")
         if quant_args is None:
-            built[name] = h5
             return h5
         tflite = build_dir / f"{name}.tflite"
-        calibration = [str(p) for p in sample_paths()]
-        run_script("keras_to_tflite_quant.py", str(h5), str(tflite), "--dataset", *calibration, *quant_args, check=True)
-        built[name] = tflite
+        if not tflite.exists():
+            built = quantized(entry, quant_args)
+            shutil.copy(built / "model.tflite", tflite)
+            shutil.copy(built / "model.stdout", tflite.with_suffix(".stdout"))
         return tflite
     return make
 
@@ -136,7 +196,7 @@ def match(reference: list[tuple], candidate: list[tuple], min_score: float, min_
 @pytest.fixture(scope="session")
 def standin_edgetpu(tmp_path_factory) -> Path:
     """tests/standin_edgetpu.c built with the system C compiler: an Edge TPU library whose delegate
-    claims no nodes (utils.edgetpu.LIBRARY_VARIABLE points the code at it)."""
+    claims no nodes (utils.runtime.edgetpu.LIBRARY_VARIABLE points the code at it)."""
     import shutil
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
@@ -157,13 +217,26 @@ def tflite_runtime_python() -> str:
         pytest.skip("tflite-runtime 2.14 has no wheel for Python 3.12 or newer")
     venv = ROOT / ".venv-tflite-runtime"
     marker, python = venv / ".installed", venv / "bin" / "python"
-    if not marker.exists() or marker.stat().st_mtime < requirements.stat().st_mtime:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements), "pytest>=8,<10"],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            if os.environ.get("CI") == "true":
-                raise AssertionError(f"cannot install {requirements.name}:\n{result.stderr}")
-            pytest.skip(f"cannot install {requirements.name}: {result.stderr.strip().splitlines()[-1:]}")
-        marker.touch()
+    with model_cache.locked(ROOT / ".venv-tflite-runtime.lock"):  # parallel workers build it once
+        if not marker.exists() or marker.stat().st_mtime < requirements.stat().st_mtime:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+            result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements),
+                                     "pytest>=8,<10"], capture_output=True, text=True)
+            if result.returncode != 0:
+                if os.environ.get("CI") == "true":
+                    raise AssertionError(f"cannot install {requirements.name}:\n{result.stderr}")
+                pytest.skip(f"cannot install {requirements.name}: {result.stderr.strip().splitlines()[-1:]}")
+            marker.touch()
     return str(python)
+
+
+# The longest tests first, so that parallel workers (make test runs two) finish together rather
+# than one waiting on a long test picked up last.
+LONGEST_FIRST = ("test_walkthrough_runs_as_written", "benchmark_tiny_mode", "test_three_heads_yolov3",
+                 "test_random_weights_match_opencv[yolov3")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return next((i for i, name in enumerate(LONGEST_FIRST) if name in item.nodeid), len(LONGEST_FIRST))
+    items.sort(key=rank)

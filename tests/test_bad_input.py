@@ -15,15 +15,15 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import MODEL_DATA, ROOT, assert_user_error, error_lines
+from conftest import MODEL_DATA, ROOT, assert_user_error, error_lines, run_in_process
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -31,21 +31,22 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 @dataclass
 class Case:
     name: str
-    build: Callable[[Path, "Models"], list[str]]  # makes the inputs in the directory; returns the command
+    build: Callable[[Path, Models], list[str]]  # makes the inputs in the directory; returns the command
     status: int = 2
     fragments: tuple[str, ...] = ()               # what the error line (or the last line) must say
     creates: tuple[str, ...] = ()                 # outputs a successful run adds (relative paths)
     needs: str = ""                               # "root" for cases that mount or chattr
     slow: bool = False
+    process: bool = False                         # run as a child process (else in-process: see run)
 
 
 CASES: list[Case] = []
 
 
 def case(name: str, status: int = 2, fragments: tuple[str, ...] = (), creates: tuple[str, ...] = (),
-         needs: str = "", slow: bool = False):
+         needs: str = "", slow: bool = False, process: bool = False):
     def register(build):
-        CASES.append(Case(name, build, status, fragments, creates, needs, slow))
+        CASES.append(Case(name, build, status, fragments, creates, needs, slow, process))
         return build
     return register
 
@@ -66,8 +67,8 @@ class Models:
 
     @property
     def one_class_tflite(self) -> Path:
-        from utils.darknet_cfg import conv_layouts, parse_cfg
-        from utils.darknet_weights import write_weights
+        from utils.darknet.cfg import conv_layouts, parse_cfg
+        from utils.darknet.weights import write_weights
         build_dir = self.h5.parent
         cfg = build_dir / "one-class.cfg"
         if not cfg.exists():
@@ -98,7 +99,7 @@ def model(d: Path, m: Models, name: str = "m.tflite") -> str:
 
 def bare_model(d: Path, m: Models) -> str:
     """The int8 model without its embedded metadata (as other tools write them)."""
-    from utils import tflite_model
+    from utils.tflite import model as tflite_model
     bare = tflite_model.load(m.tflite)
     bare.metadata = []
     tflite_model.save(bare, d / "bare.tflite")
@@ -192,7 +193,7 @@ def _(d, m):
 
 
 @case("infer: one corrupt image in a directory", status=1, creates=("out/a.jpg", "out/c.jpg"),
-      fragments=("3 images, 1 unreadable",))
+      fragments=("3 images, 1 unreadable",), process=True)
 def _(d, m):
     photo(d, "in/a.jpg")
     (d / "in" / "b.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
@@ -415,7 +416,7 @@ def _(d, m):
     return [*CONVERT, edited_cfg(d, "filters=32", "filters=32\ngroups=3"), weights(d, m), "out.h5"]
 
 
-@case("convert: a negative anchor", fragments=("tiny.cfg line", "anchors must all be positive"))
+@case("convert: a negative anchor", fragments=("tiny.cfg line", "anchors must all be positive"), process=True)
 def _(d, m):
     return [*CONVERT, edited_cfg(d, "anchors = 10,14", "anchors = -10,14", 2), weights(d, m), "out.h5"]
 
@@ -453,7 +454,7 @@ def _(d, m):
     return [*QUANT, keras_model(d, m), "q.tflite", "--dataset", "bad"]
 
 
-@case("quant: a dataset directory without images", fragments=("empty", "no images"))
+@case("quant: a dataset directory without images", fragments=("empty", "no images"), process=True)
 def _(d, m):
     (d / "empty").mkdir()
     return [*QUANT, keras_model(d, m), "q.tflite", "--dataset", "empty"]
@@ -570,18 +571,18 @@ def _(d, m):
     return [*INFER, "--model", keras_model(d, m), "--classes", names(d), "--image", photo(d), "--quant"]
 
 
-@case("edgetpu_check: a Keras file", fragments=("m.h5", "not a TFLite"))
+@case("edgetpu_check: a Keras file", fragments=("m.h5", "not a TFLite"), process=True)
 def _(d, m):
     return ["-m", "utils.edgetpu_check", keras_model(d, m)]
 
 
-@case("fidelity: no readable image", fragments=("none of the 1 images",))
+@case("fidelity: no readable image", fragments=("none of the 1 images",), process=True)
 def _(d, m):
     (d / "bad.jpg").write_bytes(b"nope")
     return ["-m", "utils.fidelity", model(d, m), model(d, m, "n.tflite"), "--images", "bad.jpg"]
 
 
-@case("fetch_weights: --sha256 that is not a checksum", fragments=("--sha256",))
+@case("fetch_weights: --sha256 that is not a checksum", fragments=("--sha256",), process=True)
 def _(d, m):
     return ["-m", "utils.fetch_weights", "--dest", "w.weights", "--sha256", "xyz"]
 
@@ -610,7 +611,7 @@ def _(d, m):
     return [*EVALUATE, "--model", model(d, m), "--classes", names(d), "--coco", "instances.json", "--images", "val"]
 
 
-@case("evaluate: a label with a class beyond the names", fragments=("dog.txt:1", "class 3 is beyond the 3 class names"))
+@case("evaluate: a label with a class beyond the names", fragments=("dog.txt:1", "class 3 is beyond the 3 class names"), process=True)
 def _(d, m):
     photo(d, "val/dog.jpg")
     (d / "val" / "dog.txt").write_text("3 0.5 0.5 0.2 0.2\n")
@@ -651,7 +652,12 @@ def listing(directory: Path) -> dict[str, str]:
     return found
 
 
-def run(directory: Path, command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+def run(directory: Path, command: list[str], process: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The command from ``directory``: a child process, or with ``process=False`` in this one (the
+    same exit status and the same lines the script writes, without the start-up of Python and
+    TensorFlow). Each script keeps child-process cases, where file descriptors and signals count."""
+    if not process:
+        return run_in_process(command, directory)
     script = command[0]
     argv = [sys.executable, *command] if script == "-m" else [sys.executable, str(ROOT / script), *command[1:]]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -675,7 +681,7 @@ def test_case(item: Case, tmp_path, models):
     try:
         command = item.build(work, models)
         before = listing(work)
-        result = run(work, command)
+        result = run(work, command, item.process)
         after = listing(work)
     finally:
         for path in MOUNTS:
@@ -728,20 +734,22 @@ def test_ctrl_c_during_video_exits_130_with_a_complete_output(tmp_path, models):
 def test_a_written_model_that_does_not_run_replaces_nothing(tmp_path, models):
     """The quantizer's safety net behind --output-range's checks: the written model is invoked in a
     child process before the rename. A head range of +-1e-6 makes XNNPACK refuse the model."""
-    from utils import quantize, tflite_model
     from utils.errors import UserError
+    from utils.quantize import quantizer as quantize
+    from utils.runtime.interpreters import smoke_test
+    from utils.tflite import model as tflite_model
     broken = tflite_model.load(models.tflite)
     quantize.fix_output_ranges(broken, (-1e-6, 1e-6))
     dest = tmp_path / "q.tflite"
     dest.write_bytes(b"the user's previous model")
     with pytest.raises(UserError, match="the written model does not run"):
-        tflite_model.save(broken, dest, check=True)
+        tflite_model.save(broken, dest, verify=smoke_test)
     assert dest.read_bytes() == b"the user's previous model"
     assert [p.name for p in tmp_path.iterdir()] == ["q.tflite"]
 
 
 def test_a_video_cut_short_by_an_error_replaces_nothing(tmp_path):
-    from utils.media import VideoSink
+    from utils.media.sinks import VideoSink
     dest = tmp_path / "out.avi"
     dest.write_bytes(b"the user's previous video")
     sink = VideoSink(dest, 5.0)

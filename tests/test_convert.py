@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import MODEL_DATA, assert_user_error, run_script, sample_paths, sized_cfg_text
-from utils.darknet_cfg import conv_layouts, parse_cfg
-from utils.darknet_weights import write_weights
+from utils.darknet.cfg import conv_layouts, parse_cfg
+from utils.darknet.weights import write_weights
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def keras_heads(model_path: Path, x: np.ndarray) -> list[np.ndarray]:
     import keras
 
-    import utils.keras_layers  # noqa: F401  (registers the custom layers)
+    import utils.runtime.keras_layers  # noqa: F401  (registers the custom layers)
     model = keras.models.load_model(model_path, compile=False)
     outputs = model(x, training=False)
     return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
@@ -35,7 +35,7 @@ def opencv_heads(cfg: Path, weights: Path, x: np.ndarray) -> list[np.ndarray]:
 
 
 def compare_with_opencv(cfg: Path, weights: Path, h5: Path, size: tuple[int, int]):
-    from utils.preprocess import letterbox_float
+    from utils.yolo.letterbox import letterbox_float
     for path in sample_paths()[:3]:
         x = letterbox_float(cv2.imread(str(path)), size)
         ours, reference = keras_heads(h5, x), opencv_heads(cfg, weights, x)
@@ -54,20 +54,20 @@ def test_real_tiny_matches_opencv(model_factory, weights, tiny_cfg):
                                         ("yolov7-tiny", (416, 416)), ("yolov7-tiny", (608, 352)),
                                         ("yolov4-tiny-3l", (608, 608)), ("yolov4-tiny-3l", (608, 352)),
                                         ("yolov3-tiny-prn", (416, 416)), ("yolov3-tiny-prn", (608, 352))])
-def test_random_weights_match_opencv(tmp_path, name, size):
+def test_random_weights_match_opencv(tmp_path, model_factory, name, size):
     cfg = MODEL_DATA / f"{name}.cfg"
     # OpenCV reads the input size from [net]: write the size under test there.
     sized_cfg = tmp_path / f"{name}.cfg"
     sized_cfg.write_text(sized_cfg_text(cfg, size))
     weights = tmp_path / f"{name}.weights"
     write_weights(weights, conv_layouts(parse_cfg(sized_cfg)), np.random.default_rng(1))
-    h5 = tmp_path / f"{name}.h5"
-    run_script("convert.py", str(cfg), str(weights), str(h5), "--input-size", f"{size[0]}x{size[1]}", check=True)
+    h5 = model_factory(f"{name}_{size[0]}x{size[1]}_random", ["--input-size", f"{size[0]}x{size[1]}"], cfg=cfg,
+                       weights_path=weights)
     compare_with_opencv(sized_cfg, weights, h5, size)
 
 
 def test_prelu_equals_leaky(model_factory):
-    from utils.preprocess import letterbox_float
+    from utils.yolo.letterbox import letterbox_float
     x = letterbox_float(cv2.imread(str(sample_paths()[0])), (416, 416))
     for keep, prelu in zip(keras_heads(model_factory("tiny_keep"), x), keras_heads(model_factory("tiny_prelu", ["--leaky", "prelu"]), x)):
         assert np.abs(keep - prelu).max() <= 1e-4
@@ -95,7 +95,7 @@ def test_summary_and_sidecars(model_factory, build_dir):
 
 def test_upsample_is_resize_nearest_v2(model_factory, build_dir):
     float_model = model_factory("tiny_keep_float", quant_args=["--float"])
-    from utils.edgetpu_check import check
+    from utils.quantize.edgetpu_check import check
     ops = {op.name: op.version for op in check(float_model).ops}
     assert ops["RESIZE_NEAREST_NEIGHBOR"] <= 2
     assert not {"TILE", "RESHAPE", "SHAPE"} & set(ops)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import MODEL_DATA, assert_user_error, run_script, sample_paths
-from utils import edgetpu_check
-from utils.darknet_cfg import conv_layouts, parse_cfg, parse_cfg_text
-from utils.darknet_weights import write_weights
+from utils.darknet.cfg import conv_layouts, parse_cfg, parse_cfg_text
+from utils.darknet.weights import write_weights
 from utils.errors import UserError
+from utils.quantize import edgetpu_check
 
 NEW_MODELS = ("yolov7-tiny", "yolov4-tiny-3l", "yolov3-tiny-prn")
 
@@ -32,7 +32,7 @@ def test_training_options_are_accepted_and_others_named():
 
 
 def test_shortcut_from_is_absolute_when_positive():
-    from utils.darknet_cfg import shortcut_source
+    from utils.darknet.cfg import shortcut_source
     sections = parse_cfg(MODEL_DATA / "yolov3-tiny-prn.cfg")
     sources = [shortcut_source(s, i) for i, s in enumerate(sections[1:]) if s.kind == "shortcut"]
     assert sources == [10, 14, 8, 21, 8]  # from=-3, -2, 8, -3, 8
@@ -42,34 +42,34 @@ def test_shortcut_from_is_absolute_when_positive():
 @pytest.mark.parametrize("name, nms, beta, new_coords", [("yolov7-tiny", "diou", 0.6, True),
                                                          ("yolov4-tiny-3l", "diou", 0.6, False),
                                                          ("yolov3-tiny-prn", "iou", 0.6, False)])
-def test_metadata_carries_nms_and_new_coords(tmp_path, name, nms, beta, new_coords):
+def test_metadata_carries_nms_and_new_coords(tmp_path, model_factory, name, nms, beta, new_coords):
     cfg = MODEL_DATA / f"{name}.cfg"
     weights = tmp_path / "w.weights"
     write_weights(weights, conv_layouts(parse_cfg(cfg)), np.random.default_rng(1))
-    run_script("convert.py", str(cfg), str(weights), str(tmp_path / "m.h5"), check=True)
-    meta = json.loads((tmp_path / "m_yolo.json").read_text())
+    h5 = model_factory(f"{name}_random", cfg=cfg, weights_path=weights)
+    meta = json.loads(h5.with_name(f"{h5.stem}_yolo.json").read_text())
     assert (meta["nms"], meta["nms_beta"]) == (nms, beta)
     assert all(h["new_coords"] == new_coords for h in meta["heads"])
 
 
 @pytest.mark.slow
-def test_yolov7_decoded_boxes_equal_opencvs_yolo_output(tmp_path):
+def test_yolov7_decoded_boxes_equal_opencvs_yolo_output(tmp_path, model_factory):
     """new_coords decoding (no sigmoid, x = 2v - 0.5, w = (2v)^2 anchor) against OpenCV's own [yolo]
     layer on the same input: every cell and anchor, boxes, objectness and class scores."""
     import keras
 
-    import utils.keras_layers  # noqa: F401  (registers the custom layers)
-    from utils.decode import decode_head
-    from utils.preprocess import letterbox_float
-    from utils.yolo_meta import load_meta_file
-    from utils.yolo_types import HeadOutput
+    import utils.runtime.keras_layers  # noqa: F401  (registers the custom layers)
+    from utils.yolo.decode import decode_head
+    from utils.yolo.letterbox import letterbox_float
+    from utils.yolo.meta import load_meta_file
+    from utils.yolo.types import HeadOutput
     cfg = MODEL_DATA / "yolov7-tiny.cfg"
     weights = tmp_path / "w.weights"
     write_weights(weights, conv_layouts(parse_cfg(cfg)), np.random.default_rng(7))
-    run_script("convert.py", str(cfg), str(weights), str(tmp_path / "m.h5"), check=True)
-    meta = load_meta_file(tmp_path / "m_yolo.json")
+    h5 = model_factory("yolov7-tiny_random7", cfg=cfg, weights_path=weights)
+    meta = load_meta_file(h5.with_name(f"{h5.stem}_yolo.json"))
     x = letterbox_float(cv2.imread(str(sample_paths()[0])), (416, 416))
-    heads = keras.models.load_model(tmp_path / "m.h5", compile=False)(x, training=False)
+    heads = keras.models.load_model(h5, compile=False)(x, training=False)
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     net.setInput(x.transpose(0, 3, 1, 2).copy())
     reference = net.forward(net.getUnconnectedOutLayersNames())  # rows: cx, cy, w, h, objectness, scores
@@ -114,42 +114,44 @@ def custom_cfg(base: str, classes: int, anchors_per_head: int) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("base, classes, anchors", [("yolov3-tiny", 1, 3), ("yolov7-tiny", 3, 2)])
-def test_custom_classes_end_to_end(tmp_path, base, classes, anchors):
+def test_custom_classes_end_to_end(tmp_path, model_factory, base, classes, anchors):
     """A custom cfg (random weights) through convert -> quantize -> inference, with a names file of
     ``classes`` lines (a single line for the most common custom model)."""
     cfg = tmp_path / "custom.cfg"
     cfg.write_text(custom_cfg(base, classes, anchors))
     weights = tmp_path / "custom.weights"
     write_weights(weights, conv_layouts(parse_cfg(cfg)), np.random.default_rng(3))
-    run_script("convert.py", str(cfg), str(weights), str(tmp_path / "c.h5"), "--leaky", "prelu", check=True)
     image = str(sample_paths()[0])
-    run_script("keras_to_tflite_quant.py", str(tmp_path / "c.h5"), str(tmp_path / "c.tflite"), "--dataset", image,
-               "--num-samples", "4", "--eval-images", image, check=True)
-    report = edgetpu_check.check(tmp_path / "c.tflite")
+    tflite = model_factory(f"custom_{base}_{classes}", ["--leaky", "prelu"],
+                           ["--dataset", image, "--num-samples", "4", "--eval-images", image], cfg=cfg,
+                           weights_path=weights)
+    report = edgetpu_check.check(tflite)
     assert report.all_mapped, report.format()
     names = tmp_path / "custom.names"
     names.write_text("\n".join(f"thing{k}" for k in range(classes)) + "\n")
-    result = run_script("inference.py", "--model", str(tmp_path / "c.tflite"), "--classes", str(names),
+    result = run_script("inference.py", "--model", str(tflite), "--classes", str(names),
                         "--image", image, "--json", "-t", "0.5", check=True)
     record = json.loads(result.stdout.splitlines()[0])
     assert record["source"] == image and all(d["label"].startswith("thing") for d in record["detections"])
     two = tmp_path / "two.names"
     two.write_text("a\nb\nc\nd\n")
-    assert_user_error(run_script("inference.py", "--model", str(tmp_path / "c.tflite"), "--classes", str(two),
+    assert_user_error(run_script("inference.py", "--model", str(tflite), "--classes", str(two),
                                  "--image", image), f"{classes} classes")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW_MODELS)
-def test_prelu_models_map_to_the_edge_tpu(tmp_path, name):
+def test_prelu_models_map_to_the_edge_tpu(tmp_path, model_factory, name):
     cfg = MODEL_DATA / f"{name}.cfg"
     weights = tmp_path / "w.weights"
     write_weights(weights, conv_layouts(parse_cfg(cfg)), np.random.default_rng(1))
-    run_script("convert.py", str(cfg), str(weights), str(tmp_path / "m.h5"), "--leaky", "prelu", check=True)
     image = str(sample_paths()[0])
-    result = run_script("keras_to_tflite_quant.py", str(tmp_path / "m.h5"), str(tmp_path / "m.tflite"),
-                        "--dataset", image, "--num-samples", "4", "--eval-images", image, check=True)
-    report = edgetpu_check.check(tmp_path / "m.tflite")
+    tflite = model_factory(f"{name}_prelu", ["--leaky", "prelu"],
+                           ["--dataset", image, "--num-samples", "4", "--eval-images", image], cfg=cfg,
+                           weights_path=weights)
+    report = edgetpu_check.check(tflite)
     assert report.all_mapped, report.format()
-    assert "Number of operations that will run on CPU: 0" in result.stdout
-    assert "fits the ~8 MiB on-chip cache" in result.stdout  # all three are under 8 MiB of int8 parameters
+    stdout = tflite.with_suffix(".stdout").read_text()  # what the quantizer printed
+    assert "Number of operations that will run on CPU: 0" in stdout
+    assert stdout.rstrip().splitlines()[-1].startswith("Parameters:")  # the report comes last
+    assert "fits the ~8 MiB on-chip cache" in stdout  # all three are under 8 MiB of int8 parameters

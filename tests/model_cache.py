@@ -1,0 +1,105 @@
+"""Built test models, kept between runs: each keyed by the hash of the code and the inputs that made it.
+
+Converting and quantizing the same few models dominated the suite's time. A model is built once by
+the real scripts (``convert.py``, ``keras_to_tflite_quant.py``) in a child process, stored under
+``$TINYYOLO_TEST_CACHE`` (default: ``<weights cache>/test-models``), and copied out on later requests.
+The key covers every file of ``utils/``, both scripts, the library versions and the exact inputs
+(cfg bytes, weights bytes, arguments, calibration images), so any change to any of them rebuilds.
+A lock per key lets parallel workers share one build. ``TINYYOLO_TEST_CACHE=off`` builds afresh
+every session, into the session's own directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("convert.py", "keras_to_tflite_quant.py")
+LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "numpy", "h5py", "opencv-python-headless")
+KEEP_DAYS = 3  # entries unused for longer are removed at the start of a session
+
+
+def cache_root(session_dir: Path) -> Path:
+    setting = os.environ.get("TINYYOLO_TEST_CACHE", "")
+    if setting == "off":
+        return session_dir / "model-cache"
+    if setting:
+        return Path(setting)
+    from utils.darknet.fetch_weights import cache_dir
+    return cache_dir() / "test-models"
+
+
+@cache
+def code_digest() -> str:
+    """Every source file that can change a built model, and the versions of the libraries that build it."""
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "utils").rglob("*.py"), *(ROOT / name for name in CODE)]):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    for library in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            digest.update(f"{library}=={metadata.version(library)}".encode())
+    return digest.hexdigest()
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        _FILE_DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _FILE_DIGESTS[key]
+
+
+def key_of(*parts: object) -> str:
+    return hashlib.sha256(repr((code_digest(), *parts)).encode()).hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def fetch(root: Path, key: str, build: Callable[[Path], None]) -> Path:
+    """The entry directory for ``key``: built by ``build(directory)`` unless a complete one exists."""
+    entry = root / key
+    with locked(root / f"{key}.lock"):
+        if not (entry / ".complete").exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+            try:
+                build(work)
+                (work / ".complete").touch()
+                os.rename(work, entry)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        os.utime(entry / ".complete")  # last used, for pruning
+    return entry
+
+
+def prune(root: Path, keep_days: float = KEEP_DAYS) -> None:
+    """Remove entries unused for ``keep_days`` (each code change leaves a generation behind)."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - keep_days * 86400
+    for entry in root.iterdir():
+        marker = entry / ".complete"
+        stale = marker.stat().st_mtime < cutoff if marker.exists() else entry.stat().st_mtime < cutoff
+        if entry.is_dir() and stale:
+            shutil.rmtree(entry, ignore_errors=True)
