@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OUT ?= out
 CFG ?= model_data/yolov3-tiny.cfg
 
-.PHONY: demo test test-fast weights bench clean darknet test-servers
+.PHONY: demo test test-fast lint coverage weights bench clean darknet test-servers
 
 $(VENV)/.installed: requirements-infer.txt requirements-convert.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ darknet:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq darknet >/dev/null; \
 	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: darknet not installed; tests against it will be skipped"; }
 
-# GStreamer's RTSP server: the loopback camera of the stream tests (utils/loopback/rtsp_server.py).
+# GStreamer's RTSP server: the loopback camera of the stream tests (utils/media/loopback/rtsp_server.py).
 RTSP_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav
 test-servers:
@@ -51,11 +51,26 @@ test-servers:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(RTSP_PACKAGES) >/dev/null; \
 	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: GStreamer's RTSP server not installed; the RTSP tests will be skipped"; }
 
+# Two workers (pytest-xdist); built models are kept between runs in ~/.cache/tinyyolo-edgetpu/test-models
+# (tests/model_cache.py: keyed by the code and inputs, so any change rebuilds).
+PYTEST := $(PY) -m pytest -q -n 2 --dist worksteal
+
 test: $(VENV)/.installed darknet test-servers
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
+
+# ruff, as configured in pyproject.toml (CI runs it before the tests).
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+# Line coverage of utils/ per package, child processes (the scripts) included.
+coverage: $(VENV)/.installed darknet test-servers
+	rm -f .coverage .coverage.*
+	$(PY) -m coverage run -m pytest -q -p no:xdist tests
+	$(PY) -m coverage combine -q
+	$(PY) -m coverage report --format=markdown
 
 bench: $(VENV)/.installed .venv-tflite-runtime/.installed
 	$(PY) bench/bench.py
