@@ -72,8 +72,9 @@ def camera(request, tmp_path):
         pytest.skip("GStreamer's RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0) is not installed")
     port = free_port()
     server = Server(request.param, port, long_video(tmp_path / "camera.avi"))
-    url = (f"rtsp://viewer:{SECRET}@127.0.0.1:{port}/stream" if request.param == "rtsp"
-           else f"http://viewer:{SECRET}@127.0.0.1:{port}/stream.mjpg")
+    # Credentials as cameras carry them: an @ inside the password, and (HTTP) query parameters too.
+    url = (f"rtsp://viewer:pa@{SECRET}@127.0.0.1:{port}/stream" if request.param == "rtsp"
+           else f"http://viewer:pa@{SECRET}@127.0.0.1:{port}/stream.mjpg?user=viewer&password={SECRET}")
     server.start()
     yield server, url
     server.stop()
@@ -144,8 +145,10 @@ def test_a_live_stream_survives_its_server_restarting(camera, int8_model, tmp_pa
     assert len(lost) == 1 and len(back) == 1, stderr
     seconds = float(back[0].split("back after ")[1].split(" s")[0])
     assert 1.0 < seconds < 20, back
-    assert SECRET not in stderr and SECRET not in "".join(json.dumps(r) for r in records)
+    printed = stderr + "".join(json.dumps(r) for r in records)  # errors, reconnect lines, JSON source
+    assert SECRET not in printed and "viewer" not in printed and "pa@" not in printed
     assert records[0]["source"].startswith(url.split("://")[0] + "://***@127.0.0.1")
+    assert lost[0].startswith(records[0]["source"]) and back[0].startswith(records[0]["source"])
     written = cv2.VideoCapture(str(output))
     assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == len(records)
     playable = 0
@@ -201,10 +204,40 @@ def test_segments_are_complete_files(int8_model, tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
+# URL shapes cameras use, and what messages show of them. The secrets are never shown; hosts,
+# paths and harmless parameters are.
+MASKED = [
+    ("rtsp://admin:pa:ss@cam.local:554/h264", "rtsp://***@cam.local:554/h264"),
+    ("rtsp://admin:pa@ss@127.0.0.1:1/live", "rtsp://***@127.0.0.1:1/live"),             # @ in the password
+    ("rtsp://adm:pa/ss@host/live", "rtsp://***@host/live"),                              # unencoded /
+    ("rtsp://admin@host/live", "rtsp://***@host/live"),                                  # user only
+    ("rtsp://:secret@host/", "rtsp://***@host/"),                                        # password only
+    ("RTSPS://U:p%40ss@HOST:322/x", "RTSPS://***@HOST:322/x"),                           # encoded, upper case
+    ("http://127.0.0.1:1/video.mjpg?user=admin&password=Qry5ecret",
+     "http://127.0.0.1:1/video.mjpg?user=***&password=***"),                             # Dahua, Reolink
+    ("http://h/videostream.cgi?usr=admin&pwd=secret", "http://h/videostream.cgi?usr=***&pwd=***"),  # Foscam
+    ("http://h/video.cgi?channel=1&loginuse=admin&loginpas=secret",
+     "http://h/video.cgi?channel=1&loginuse=***&loginpas=***"),                          # Amcrest
+    ("rtsp://h:554/user=admin_password=tlJwpbo6_channel=1_stream=0.sdp", "rtsp://h:554/user=***"),  # Xiongmai
+    ("https://h/stream?token=abc.def&x=1", "https://h/stream?token=***&x=1"),
+    ("http://h/mjpg?auth=YWRtaW46c2VjcmV0", "http://h/mjpg?auth=***"),                  # Hikvision
+    ("http://h/live?api_key=k1;Signature=s2#PASSWORD=p3", "http://h/live?api_key=***;Signature=***#PASSWORD=***"),
+    ("http://h/a;jsessionid=XYZ?x=1", "http://h/a;jsessionid=***?x=1"),
+    ("rtmp://u:p@host/live", "rtmp://***@host/live"),                                    # a scheme we refuse
+    ("http://h/video.mjpg?resolution=640x480&fps=10", "http://h/video.mjpg?resolution=640x480&fps=10"),
+    ("rtsp://cam.local:554/Streaming/Channels/101", "rtsp://cam.local:554/Streaming/Channels/101"),
+    ("/dev/video2", "/dev/video2"),
+]
+
+
+@pytest.mark.parametrize("url, shown", MASKED)
+def test_credentials_are_masked_in_every_url_shape(url, shown):
+    from utils.media.streams import masked
+    assert masked(url) == shown
+
+
 def test_urls_and_credentials():
-    from utils.media.streams import camera_source, masked, video_source
-    assert masked("rtsp://admin:pa:ss@cam.local:554/h264") == "rtsp://***@cam.local:554/h264"
-    assert masked("http://cam.local/x?user=a@b") == "http://cam.local/x?user=a@b"
+    from utils.media.streams import camera_source, video_source
     source = video_source("RTSPS://u:p@host/s")
     assert source.live and source.name == "RTSPS://***@host/s"
     assert camera_source("2").target == 2 and camera_source("2").live
@@ -213,3 +246,8 @@ def test_urls_and_credentials():
         camera_source("/dev/video99")
     with pytest.raises(UserError, match="a URL must start with"):
         video_source("rtps://host/s")
+    with pytest.raises(UserError, match=r"^video rtmp://\*\*\*@host/live: no such file") as refused:
+        video_source("rtmp://user:Qry5ecret@host/live")  # an unsupported scheme is still masked
+    assert "Qry5ecret" not in str(refused.value)
+    with pytest.raises(UserError, match=r"camera rtmp://\*\*\*@h/x: no such device"):
+        camera_source("rtmp://user:Qry5ecret@h/x")

@@ -29,9 +29,30 @@ def is_url(text: str) -> bool:
     return re.match(r"(?i)^(rtsps?|https?)://", text) is not None
 
 
+# Parameter names that cameras use for credentials: user/password pairs (Dahua's user/password,
+# Foscam's usr/pwd, Amcrest's loginuse/loginpas, Xiongmai's path-style user=…_password=…), tokens,
+# keys, signatures and sessions. A match anywhere in the name masks its value: too much rather than too little.
+_SECRET_NAME = r"[\w.-]*(?:pass|pwd|psw|user|usr|login|token|auth|key|secret|sig|session|sid|cred)[\w.-]*"
+
+
 def masked(text: str) -> str:
-    """``rtsp://user:secret@host/x`` → ``rtsp://***@host/x``."""
-    return re.sub(r"(?i)^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1***@", text)
+    """A URL as messages show it: the whole userinfo (``user:pa@ss@`` included) and the value of
+    every parameter whose name looks like a credential, in the path or the query, become ``***``.
+
+    ``rtsp://admin:pa@ss@cam/live?password=x`` → ``rtsp://***@cam/live?password=***``. An ``@``
+    before the query ends the userinfo even after a ``/`` (a password with an unencoded slash).
+    """
+    match = re.match(r"(?is)^([a-z][a-z0-9+.-]*://)(.*)$", text)
+    if match is None:
+        return text
+    scheme, rest = match.groups()
+    cut = re.search(r"[?#]", rest)
+    head, tail = (rest[:cut.start()], rest[cut.start():]) if cut else (rest, "")
+    if "@" in head:
+        head = "***@" + head.rsplit("@", 1)[1]
+    head = re.sub(rf"(?i)([/;&]|^)({_SECRET_NAME}=)[^/]*", r"\1\2***", head)
+    tail = re.sub(rf"(?i)([?&;#])({_SECRET_NAME}=)[^&;#]*", r"\1\2***", tail)
+    return scheme + head + tail
 
 
 @dataclass(frozen=True)
@@ -47,7 +68,7 @@ def video_source(text: str) -> Source:
     if is_url(text):
         return Source(text, True, masked(text), "stream")
     if not Path(text).is_file():
-        raise UserError(f"video {text}: no such file" + (" (a URL must start with rtsp://, rtsps://, http:// "
+        raise UserError(f"video {masked(text)}: no such file" + (" (a URL must start with rtsp://, rtsps://, http:// "
                                                          "or https://)" if "://" in text or ":/" in text else ""))
     return Source(text, False, text)
 
@@ -59,7 +80,7 @@ def camera_source(text: str) -> Source:
     if is_url(text):
         return Source(text, True, masked(text), "stream")
     if not Path(text).exists():
-        raise UserError(f"camera {text}: no such device")
+        raise UserError(f"camera {masked(text)}: no such device")
     return Source(text, True, f"camera {text}", "camera")
 
 
