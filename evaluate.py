@@ -25,6 +25,7 @@ from pathlib import Path
 from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, run_cli
 from utils.runtime.interpreters import KERNELS, RUNTIMES
+from utils.yolo.options import iou_problem, threshold_problem
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,8 +54,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", help="Edge TPU device (usb:0, pci:0)")
     parser.add_argument("--json", action="store_true", help="the results as one JSON object on stdout")
     add_verbose(parser)
-    parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (skipped, each named on stderr); "
-                      "2 bad input, nothing done.")
+    parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (skipped, each named on stderr), "
+                      "or none could (nothing evaluated); 2 bad input, nothing done, or stdout could not be written.")
     args = parser.parse_args()
     if args.data is None and not args.images:
         parser.error("give --images (with labels beside them, --coco or --reference) or --data")
@@ -62,9 +63,10 @@ def parse_args() -> argparse.Namespace:
         parser.error("--data names its own images (valid=): drop --images")
     if args.classes is None and args.data is None:
         parser.error("give --classes (or --data, whose names= it uses)")
-    for name in ("threshold", "reference_threshold"):
-        if not 0 < getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be between 0 and 1")
+    problem = (threshold_problem(args.threshold, "--threshold") or iou_problem(args.iou, "--iou")
+               or threshold_problem(args.reference_threshold, "--reference-threshold"))
+    if problem:
+        parser.error(problem)
     if not 1 <= args.threads <= 4 * (os.cpu_count() or 1):
         parser.error(f"--threads must be between 1 and {4 * (os.cpu_count() or 1)}")
     if args.device and not args.edge_tpu:
@@ -93,14 +95,18 @@ def main() -> int:
     if args.coco is not None:
         if len(args.images) != 1 or not Path(args.images[0]).is_dir():
             raise UserError(f"--images {' '.join(args.images)}: with --coco, give the one directory of its images")
-        truths, unknown = datasets.coco_truths(require_file(args.coco, "annotations"), Path(args.images[0]), names)
+        truths, unknown, zero_area = datasets.coco_truths(require_file(args.coco, "annotations"),
+                                                          Path(args.images[0]), names)
         if unknown:
             print(f"warning: {len(unknown)} COCO categories have no class of that name and are left out: "
                   f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}", file=sys.stderr)
     elif args.reference is not None:
-        truths = [datasets.Truth.empty(path) for path in images]  # the reference's detections replace them
+        truths, zero_area = [datasets.Truth.empty(path) for path in images], 0  # the reference's detections
     else:
-        truths = datasets.darknet_truths(images, len(names))
+        truths, zero_area = datasets.darknet_truths(images, len(names))
+    if zero_area:
+        print(f"warning: {plural(zero_area, 'box')} of zero width or height left out of the ground truth (such a "
+              "box can never be matched)", file=sys.stderr)
 
     options = dict(threshold=evaluation.COLLECT_THRESHOLD, iou=args.iou, runtime=args.runtime, threads=args.threads,
                    edge_tpu=args.edge_tpu, device=args.device)
@@ -114,8 +120,10 @@ def main() -> int:
     if args.reference is not None:
         reference = Detector(args.reference, args.classes or names_path, **{**options, "threshold": args.reference_threshold})
     result = evaluation.run(runs, truths, len(names), args.threshold, reference)
-    if not result.images:
-        raise UserError(f"images: none of the {len(truths)} images could be read")
+    if not result.images:  # every image named was unreadable: the summary, one line, exit status 1
+        print(f"0 images, {len(result.unreadable)} unreadable (exit status 1)", file=sys.stderr)
+        print(f"{os.path.basename(sys.argv[0])}: nothing evaluated: no image could be read", file=sys.stderr)
+        return 1
 
     source = (f"agreement with {args.reference} (its {result.objects} detections at {args.reference_threshold:g})"
               if reference is not None

@@ -25,6 +25,7 @@ from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, graceful_interrupt, run_cli
 from utils.runtime.edgetpu import device_names
 from utils.runtime.interpreters import KERNELS
+from utils.yolo.options import iou_problem, threshold_problem
 
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 
@@ -73,8 +74,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-display", action="store_true", help="never open a window")
     add_verbose(parser)
     parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (each named on stderr, the "
-                      "others processed) or a live stream did not come back; 2 bad input, nothing done; "
-                      "130 interrupted (outputs completed).")
+                      "others processed) or a live stream did not come back; 2 bad input, nothing done, or an "
+                      "output (stdout included) could not be written; 130 interrupted (outputs completed); 141 "
+                      "stdout closed by its reader.")
     args = parser.parse_args()
     if args.list_devices:
         return args
@@ -96,10 +98,9 @@ def parse_args() -> argparse.Namespace:
             device_names(args.device)
         except UserError as error:
             parser.error(str(error))
-    if not 0 < args.threshold < 1:
-        parser.error("-t must be between 0 and 1")
-    if not 0 < args.iou <= 1:
-        parser.error("--iou must be in (0, 1]")
+    problem = threshold_problem(args.threshold, "-t") or iou_problem(args.iou, "--iou")
+    if problem:
+        parser.error(problem)
     if not 1 <= args.threads <= MAX_THREADS:
         parser.error(f"--threads must be between 1 and {MAX_THREADS}")
     return args

@@ -83,6 +83,8 @@ def main() -> int:
     quiet_libraries(args.verbose)
     if args.num_samples < 1:
         raise UserError("--num-samples must be at least 1")
+    if args.debug_layers is not None and args.debug_layers < 1:
+        raise UserError("--debug-layers must be at least 1 (the number of layers to list)")
     from utils.files import check_output, check_writable, require_file
     from utils.media.images import evenly_spread, find_images, read_image
     from utils.yolo.meta import sidecar_paths

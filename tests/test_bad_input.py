@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,15 +39,19 @@ class Case:
     needs: str = ""                               # "root" for cases that mount or chattr
     slow: bool = False
     process: bool = False                         # run as a child process (else in-process: see run)
+    absent: tuple[str, ...] = ()                  # what nothing printed may contain (secrets)
+    stdout: str = ""                              # "full": a child process whose stdout is /dev/full
 
 
 CASES: list[Case] = []
 
 
 def case(name: str, status: int = 2, fragments: tuple[str, ...] = (), creates: tuple[str, ...] = (),
-         needs: str = "", slow: bool = False, process: bool = False):
+         needs: str = "", slow: bool = False, process: bool = False, absent: tuple[str, ...] = (),
+         stdout: str = ""):
     def register(build):
-        CASES.append(Case(name, build, status, fragments, creates, needs, slow, process))
+        CASES.append(Case(name, build, status, fragments, creates, needs, slow, process or bool(stdout), absent,
+                          stdout))
         return build
     return register
 
@@ -486,7 +491,7 @@ def _(d, m):
     return infer(d, m, "--image", photo(d, "d1/x.jpg"), photo(d, "d2/x.jpg"), "--output", "out")
 
 
-@case("infer: -t 1.5", fragments=("-t must be between 0 and 1",))
+@case("infer: -t 1.5", fragments=("-t must be strictly between 0 and 1 (got 1.5)",))
 def _(d, m):
     return infer(d, m, "--image", photo(d), "-t", "1.5")
 
@@ -623,6 +628,193 @@ def _(d, m):
     return [*EVALUATE, "--model", model(d, m), "--classes", names(d)]
 
 
+# ---- round two: secrets in URLs, nothing readable, COCO fields, thin images, a full stdout -------
+
+@case("infer: --video rtsp://admin:pa@ss@127.0.0.1:1/live", fragments=("stream rtsp://***@127.0.0.1:1/live",
+                                                                       "cannot be opened"), absent=("pa@ss", "admin"))
+def _(d, m):
+    return infer(d, m, "--video", "rtsp://admin:pa@ss@127.0.0.1:1/live")
+
+
+@case("infer: --video http://…?user=admin&password=…", fragments=("?user=***&password=***", "cannot be opened"),
+      absent=("Qry5ecret", "admin"))
+def _(d, m):
+    return infer(d, m, "--video", "http://127.0.0.1:1/video.mjpg?user=admin&password=Qry5ecret")
+
+
+@case("infer: --cam rtsp://user:secret@… --json", fragments=("rtsp://***@127.0.0.1:1/x",), absent=("Qry5ecret",))
+def _(d, m):
+    return infer(d, m, "--cam", "rtsp://admin:Qry5ecret@127.0.0.1:1/x", "--json")
+
+
+@case("infer: --video rtmp://user:secret@… (a scheme not supported)", fragments=("rtmp://***@127.0.0.1/live",
+                                                                                  "no such file"), absent=("Qry5ecret",))
+def _(d, m):
+    return infer(d, m, "--video", "rtmp://admin:Qry5ecret@127.0.0.1/live")
+
+
+@case("infer: --verbose on http://…/user=admin_password=… (Xiongmai path style)", process=True,
+      fragments=("user=***", "cannot be opened"), absent=("Qry5ecret", "admin"))
+def _(d, m):
+    return infer(d, m, "--video", "http://127.0.0.1:1/user=admin_password=Qry5ecret_channel=1", "--verbose")
+
+
+def corrupt(d: Path, name: str) -> str:
+    (d / name).parent.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(b"\xff\xd8\xff not a jpeg")
+    return name
+
+
+@case("evaluate: a directory whose only image cannot be decoded", status=1,
+      fragments=("0 images, 1 unreadable (exit status 1)", "nothing evaluated"))
+def _(d, m):
+    corrupt(d, "val/a.jpg")
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d), "--images", "val"]
+
+
+@case("evaluate: a COCO file whose only file_name is missing", status=1,
+      fragments=("0 images, 1 unreadable", "nothing evaluated"))
+def _(d, m):
+    (d / "val").mkdir()
+    (d / "instances.json").write_text('{"images": [{"id": 1, "file_name": "gone.jpg"}], "annotations": [], '
+                                      '"categories": [{"id": 18, "name": "dog"}]}')
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d), "--coco", "instances.json", "--images", "val"]
+
+
+@case("evaluate: --reference on two undecodable images", status=1, fragments=("0 images, 2 unreadable",))
+def _(d, m):
+    corrupt(d, "val/a.jpg")
+    corrupt(d, "val/b.png")
+    return [*EVALUATE, "--model", model(d, m), "--reference", model(d, m, "r.tflite"), "--classes", names(d),
+            "--images", "val"]
+
+
+@case("evaluate: a .data file whose list names only an undecodable image", status=1,
+      fragments=("0 images, 1 unreadable",))
+def _(d, m):
+    corrupt(d, "a.jpg")
+    (d / "valid.txt").write_text("a.jpg\n")
+    (d / "obj.data").write_text(f"classes = 80\nvalid = valid.txt\nnames = {names(d)}\n")
+    return [*EVALUATE, "--model", model(d, m), "--data", "obj.data"]
+
+
+@case("evaluate: a COCO annotation without bbox", fragments=("instances.json", "annotation 0 (id 7)", "no 'bbox'"))
+def _(d, m):
+    photo(d, "val/a.jpg")
+    (d / "instances.json").write_text('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 18, '
+                                      '"name": "dog"}], "annotations": [{"id": 7, "image_id": 1, "category_id": 18}]}')
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d), "--coco", "instances.json", "--images", "val"]
+
+
+@case("evaluate: a COCO annotation for an image_id not in images",
+      fragments=("annotation 0 (id 7)", "image_id 5 is not in 'images'"))
+def _(d, m):
+    photo(d, "val/a.jpg")
+    (d / "instances.json").write_text('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 18, '
+                                      '"name": "dog"}], "annotations": [{"id": 7, "image_id": 5, "category_id": 18, '
+                                      '"bbox": [1, 2, 3, 4]}]}')
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d), "--coco", "instances.json", "--images", "val"]
+
+
+def thin_images(d: Path) -> str:
+    """Images too thin for Darknet's letterbox arithmetic: one side rounds to 0 pixels."""
+    (d / "thin").mkdir()
+    dog = cv2.imread(str(MODEL_DATA / "samples" / "dog.jpg"))
+    for name, (width, height) in {"wide.png": (20000, 20), "tall.png": (20, 20000), "row.png": (5000, 1),
+                                  "column.png": (1, 5000)}.items():
+        cv2.imwrite(str(d / "thin" / name), cv2.resize(dog, (width, height), interpolation=cv2.INTER_AREA))
+    return "thin"
+
+
+@case("infer: images too thin to letterbox (20000x20, 20x20000, 5000x1, 1x5000)", status=0,
+      fragments=("4 images, 0 unreadable",))
+def _(d, m):
+    return infer(d, m, "--image", thin_images(d))
+
+
+@case("evaluate: --reference on images too thin to letterbox", status=0, fragments=("4 images, agreement",))
+def _(d, m):
+    return [*EVALUATE, "--model", model(d, m), "--reference", model(d, m, "r.tflite"), "--classes", names(d),
+            "--images", thin_images(d)]
+
+
+@case("fidelity: images too thin to letterbox", status=0, fragments=("on 4 images",))
+def _(d, m):
+    return ["-m", "utils.fidelity", model(d, m), model(d, m, "r.tflite"), "--images", thin_images(d)]
+
+
+FULL = ("stdout: cannot write (No space left on device)",)
+
+
+@case("infer: --image --json --output > /dev/full", stdout="full", fragments=FULL)
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--json", "--output", "out/x.jpg")
+
+
+@case("infer: a directory of images > /dev/full", stdout="full", fragments=FULL)
+def _(d, m):
+    photo(d, "in/a.jpg")
+    photo(d, "in/b.jpg", "person.jpg")
+    return infer(d, m, "--image", "in")
+
+
+@case("evaluate: > /dev/full", stdout="full", fragments=FULL)
+def _(d, m):
+    return [*EVALUATE, "--model", model(d, m), "--reference", model(d, m, "r.tflite"), "--classes", names(d),
+            "--images", photo(d)]
+
+
+@case("edgetpu_check: > /dev/full", stdout="full", fragments=FULL)
+def _(d, m):
+    return ["-m", "utils.edgetpu_check", model(d, m)]
+
+
+@case("fetch_weights: > /dev/full", stdout="full", fragments=FULL)
+def _(d, m):
+    return ["-m", "utils.fetch_weights", "--dest", weights(d, m)]
+
+
+@case("infer: -t 0", fragments=("-t must be strictly between 0 and 1 (got 0)",))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "-t", "0")
+
+
+@case("infer: --iou nan", fragments=("--iou must be above 0 and at most 1 (got nan)",))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--iou", "nan")
+
+
+@case("evaluate: --iou 2, as inference.py refuses it", fragments=("--iou must be above 0 and at most 1 (got 2)",))
+def _(d, m):
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d), "--images", photo(d), "--iou", "2"]
+
+
+@case("infer: a FIFO named beside a readable image", status=1, fragments=("2 images, 1 unreadable",),
+      creates=())
+def _(d, m):
+    os.mkfifo(d / "fifo.jpg")
+    return infer(d, m, "--image", "fifo.jpg", photo(d))
+
+
+@case("fetch_weights: --url with a verified copy already there", status=0,
+      fragments=("already fetched and verified; --url is tried only when there is no verified copy",))
+def _(d, m):
+    return ["-m", "utils.fetch_weights", "--dest", weights(d, m), "--url", "http://127.0.0.1:9/x"]
+
+
+# ---- found by a hostile pass over the flags added since round one -------------------------------
+
+@case("fetch_weights: --dest names a file of the user's", fragments=("dog.jpg", "is not the weights",
+                                                                     "refusing to replace it"))
+def _(d, m):
+    return ["-m", "utils.fetch_weights", "--dest", photo(d), "--url", "http://127.0.0.1:9/x", "--timeout", "1"]
+
+
+@case("quant: --debug-layers 0", fragments=("--debug-layers must be at least 1",))
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "q.tflite", "--debug-layers", "0"]
+
+
 # ---- the runner ----------------------------------------------------------------------------------
 
 def mount(path: Path, options: str) -> None:
@@ -647,12 +839,15 @@ def listing(directory: Path) -> dict[str, str]:
             found[key] = f"-> {os.readlink(path)}"
         elif path.is_dir():
             found[key] = "dir"
+        elif not path.is_file():
+            found[key] = "special"  # a FIFO: reading it would block
         else:
             found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
 
-def run(directory: Path, command: list[str], process: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(directory: Path, command: list[str], process: bool = True, timeout: float = 300,
+        stdout: str = "") -> subprocess.CompletedProcess:
     """The command from ``directory``: a child process, or with ``process=False`` in this one (the
     same exit status and the same lines the script writes, without the start-up of Python and
     TensorFlow). Each script keeps child-process cases, where file descriptors and signals count."""
@@ -661,6 +856,12 @@ def run(directory: Path, command: list[str], process: bool = True, timeout: floa
     script = command[0]
     argv = [sys.executable, *command] if script == "-m" else [sys.executable, str(ROOT / script), *command[1:]]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if stdout == "full":
+        with open("/dev/full", "w") as full:
+            result = subprocess.run(argv, cwd=directory, stdout=full, stderr=subprocess.PIPE, text=True,
+                                    timeout=timeout, env=env)
+        result.stdout = ""
+        return result
     return subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -681,7 +882,7 @@ def test_case(item: Case, tmp_path, models):
     try:
         command = item.build(work, models)
         before = listing(work)
-        result = run(work, command, item.process)
+        result = run(work, command, item.process, stdout=item.stdout)
         after = listing(work)
     finally:
         for path in MOUNTS:
@@ -690,6 +891,8 @@ def test_case(item: Case, tmp_path, models):
         if item.needs == "root":
             subprocess.run(["chattr", "-R", "-i", str(work)], capture_output=True)
     assert "Traceback" not in result.stderr, result.stderr
+    for secret in item.absent:
+        assert secret not in result.stdout + result.stderr, (secret, result.stdout, result.stderr)
     lines = error_lines(result.stderr)
     if item.status == 2:
         line = assert_user_error(result, *item.fragments)
@@ -757,3 +960,66 @@ def test_a_video_cut_short_by_an_error_replaces_nothing(tmp_path):
     sink.close(keep=False)
     assert dest.read_bytes() == b"the user's previous video"
     assert [p.name for p in tmp_path.iterdir()] == ["out.avi"]
+
+
+# ---- the library keeps the same promise ----------------------------------------------------------
+
+@pytest.mark.parametrize("image, fragment", [
+    (None, "got NoneType (cv2.imread returns None"),
+    ([[0, 0, 0]], "got list"),
+    (np.zeros((48, 64, 3), np.float64), "dtype float64; expected uint8"),
+    (np.zeros((48, 64, 3), np.uint16), "dtype uint16"),
+    (np.zeros((0, 0, 3), np.uint8), "is empty"),
+    (np.zeros((48, 0, 3), np.uint8), "is empty"),
+    (np.zeros((48, 64, 2), np.uint8), "shape (48, 64, 2)"),
+    (np.zeros((2, 48, 64, 3), np.uint8), "shape (2, 48, 64, 3)"),
+])
+def test_detector_refuses_what_is_not_an_image(models, image, fragment):
+    from utils.detector import Detector
+    from utils.errors import UserError
+    detector = Detector(models.tflite)
+    with pytest.raises(UserError) as refused:
+        detector.detect(image)
+    assert fragment in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(UserError):
+        list(detector.detect_stream([cv2.imread(str(MODEL_DATA / "samples" / "dog.jpg")), image]))
+
+
+def test_detector_converts_grayscale_and_bgra(models):
+    from utils.detector import Detector
+    detector = Detector(models.tflite)
+    bgr = cv2.imread(str(MODEL_DATA / "samples" / "dog.jpg"))
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    as_gray = list(detector.detect(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)))
+    assert list(detector.detect(gray)) == as_gray and list(detector.detect(gray[:, :, None])) == as_gray
+    assert list(detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))) == list(detector.detect(bgr))
+    assert list(detector.detect(np.asfortranarray(bgr))) == list(detector.detect(bgr))  # any memory layout
+
+
+def test_detector_detects_on_images_too_thin_to_letterbox(models):
+    """Darknet's arithmetic gives a 0-pixel side: the toolkit letterboxes onto a 1-pixel band instead."""
+    from utils.detector import Detector
+    detector = Detector(models.tflite)
+    dog = cv2.imread(str(MODEL_DATA / "samples" / "dog.jpg"))
+    for width, height in ((20000, 20), (20, 20000), (5000, 1), (1, 5000), (1, 1)):
+        detections = detector.detect(cv2.resize(dog, (width, height), interpolation=cv2.INTER_AREA))
+        assert np.isfinite(detections.boxes).all()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"threshold": -1}, "threshold must be strictly between 0 and 1 (got -1)"),
+    ({"threshold": 0}, "threshold must be strictly between 0 and 1 (got 0)"),
+    ({"threshold": float("nan")}, "threshold must be strictly between 0 and 1 (got nan)"),
+    ({"iou": 2}, "iou must be above 0 and at most 1 (got 2)"),
+    ({"iou": 0}, "iou must be above 0 and at most 1 (got 0)"),
+])
+def test_detector_and_flags_share_one_validation(models, tmp_path, options, message):
+    from utils.detector import Detector
+    from utils.errors import UserError
+    with pytest.raises(UserError, match=re.escape(message)):
+        Detector(models.tflite, **options)
+    flag = {"threshold": "-t", "iou": "--iou"}[next(iter(options))]
+    value = f"{next(iter(options.values())):g}"
+    result = run(tmp_path, [*INFER, "--model", str(models.tflite), "--classes", str(MODEL_DATA / "coco.names"),
+                            "--image", "x.jpg", flag, value], process=False)
+    assert_user_error(result, message.replace(next(iter(options)), flag, 1))

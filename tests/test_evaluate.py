@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import MODEL_DATA, assert_user_error, run_script, sample_paths
+from conftest import MODEL_DATA, assert_user_error, run_in_process, run_script, sample_paths
 from utils.evaluation import datasets, metrics
 from utils.yolo.types import Detections
 
@@ -105,7 +105,7 @@ def test_coco_figure_equals_pycocotools_on_the_same_data(tmp_path):
     (tmp_path / "instances.json").write_text(json.dumps({
         "images": images, "annotations": annotations,
         "categories": [{"id": i, "name": n} for n, i in category.items()] + [{"id": 90, "name": "toothbrush2"}]}))
-    truths, unknown = datasets.coco_truths(tmp_path / "instances.json", tmp_path, names)
+    truths, unknown, zero_area = datasets.coco_truths(tmp_path / "instances.json", tmp_path, names)
     assert unknown == ["toothbrush2"]
     for entry in images:
         mine = [d for d in detections if d["image_id"] == entry["id"]]
@@ -139,7 +139,7 @@ def test_labels_are_found_where_darknet_looks(tmp_path):
     ("80 0.5 0.5 0.1 0.1", ("a.txt:2", "class 80 is beyond the 80 class names")),
     ("-1 0.5 0.5 0.1 0.1", ("a.txt:2", "class -1")),
     ("3 1.5 0.5 0.1 0.1", ("a.txt:2", "out of range")),
-    ("3 0.5 0.5 0 0.1", ("a.txt:2", "out of range")),
+    ("3 0.5 0.5 -0.1 0.1", ("a.txt:2", "out of range")),
     ("3 0.5 0.5 0.1", ("a.txt:2", "expected 5 numbers")),
     ("dog 0.5 0.5 0.1 0.1", ("a.txt:2", "numbers")),
 ])
@@ -149,6 +149,64 @@ def test_bad_labels_are_one_line_naming_file_and_line(tmp_path, line, fragments)
     result = run_script("evaluate.py", "--model", "m.tflite", "--classes", str(MODEL_DATA / "coco.names"),
                         "--images", str(tmp_path))
     assert_user_error(result, *fragments)
+
+
+GOOD_COCO = {"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 18, "name": "dog"}],
+             "annotations": [{"id": 7, "image_id": 1, "category_id": 18, "bbox": [10, 20, 30, 40]}]}
+
+
+def broken(path: list, value) -> dict:
+    """GOOD_COCO with the field at ``path`` replaced by ``value`` (deleted when value is ...)."""
+    data = json.loads(json.dumps(GOOD_COCO))
+    holder = data
+    for key in path[:-1]:
+        holder = holder[key]
+    if value is ...:
+        del holder[path[-1]]
+    else:
+        holder[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize("data, fragments", [
+    (broken(["annotations", 0, "bbox"], ...), ("annotation 0 (id 7)", "no 'bbox'")),
+    (broken(["annotations", 0, "bbox"], [1, 2, 3]), ("annotation 0 (id 7)", "'bbox' must be 4 numbers")),
+    (broken(["annotations", 0, "bbox"], [1, 2, "3", 4]), ("annotation 0 (id 7)", "'bbox' must be 4 numbers")),
+    (broken(["annotations", 0, "bbox"], [1, 2, -3, 4]), ("annotation 0 (id 7)", "negative")),
+    (broken(["annotations", 0, "bbox"], "10 20 30 40"), ("annotation 0 (id 7)", "'bbox'", "not list")),
+    (broken(["annotations", 0, "image_id"], 99), ("annotation 0 (id 7)", "image_id 99 is not in 'images'")),
+    (broken(["annotations", 0, "category_id"], "18"), ("annotation 0 (id 7)", "'category_id'", "not int")),
+    (broken(["annotations", 0, "category_id"], 5), ("annotation 0 (id 7)", "category_id 5 is not in 'categories'")),
+    (broken(["annotations", 0, "iscrowd"], 2), ("annotation 0 (id 7)", "'iscrowd' is 2")),
+    (broken(["annotations", 0, "id"], ...) | {"annotations": [{"image_id": 1, "category_id": 18}]},
+     ("annotation 0:", "no 'bbox'")),
+    (broken(["annotations"], {"0": 1}), ("'annotations' is not a list",)),
+    (broken(["images", 0, "file_name"], ...), ("image 0", "no 'file_name'")),
+    (broken(["images", 0, "id"], "1"), ("image 0", "'id'", "not int")),
+    (broken(["categories", 0, "name"], 3), ("category 0", "'name'", "not str")),
+    (broken(["categories"], ...), ("not a COCO instances file",)),
+    ([GOOD_COCO], ("not a COCO instances file",)),
+])
+def test_coco_files_are_checked_field_by_field(tmp_path, data, fragments):
+    """Every field evaluate.py uses, with its type and length: one line naming the annotation, exit 2."""
+    shutil.copy(MODEL_DATA / "samples" / "dog.jpg", tmp_path / "a.jpg")
+    (tmp_path / "instances.json").write_text(json.dumps(data))
+    result = run_in_process(["evaluate.py", "--model", "m.tflite", "--classes", str(MODEL_DATA / "coco.names"),
+                             "--coco", "instances.json", "--images", "."], tmp_path)
+    assert_user_error(result, "instances.json", *fragments)
+
+
+def test_zero_area_boxes_are_left_out_alike_in_both_formats(tmp_path):
+    """One rule for label files and COCO files: a box of zero width or height can never be matched,
+    so it is left out of the ground truth and counted; a negative one is an error."""
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0 0.1\n1 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0\n")
+    class_ids, boxes, zero_area = datasets.read_labels(tmp_path / "a.txt", 80)
+    assert class_ids.tolist() == [1] and zero_area == 2
+    data = broken(["annotations"], [{"id": 1, "image_id": 1, "category_id": 18, "bbox": [10, 20, 0, 40]},
+                                    {"id": 2, "image_id": 1, "category_id": 18, "bbox": [10, 20, 30, 40]}])
+    (tmp_path / "instances.json").write_text(json.dumps(data))
+    truths, _, zero_area = datasets.coco_truths(tmp_path / "instances.json", tmp_path, ["person", "dog"])
+    assert len(truths[0].class_ids) == 1 and zero_area == 1
 
 
 def test_help():

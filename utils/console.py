@@ -103,8 +103,8 @@ class Progress:
 
 
 def plural(count: int, noun: str) -> str:
-    """``1 image``, ``2 images``, ``0 images``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    """``1 image``, ``2 images``, ``0 images``, ``3 boxes``."""
+    return f"{count} {noun}{'' if count == 1 else 'es' if noun.endswith(('s', 'x')) else 's'}"
 
 
 def progress(items: Sequence[T], label: str) -> Iterator[T]:

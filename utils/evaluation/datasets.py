@@ -59,9 +59,12 @@ def label_path(image: Path) -> Path:
     return image.with_suffix(".txt")
 
 
-def read_labels(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(class ids, relative boxes) of a YOLO label file, every line checked."""
-    ids, boxes = [], []
+def read_labels(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(class ids, relative boxes, zero-area boxes left out) of a YOLO label file, every line checked.
+
+    A box of zero width or height can never be matched: it is left out and counted, the same rule
+    as for COCO files; a negative or out-of-range number is an error."""
+    ids, boxes, zero_area = [], [], 0
     for number, line in enumerate(read_text(path, "labels").splitlines(), 1):
         fields = line.split()
         if not fields:
@@ -75,24 +78,29 @@ def read_labels(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray]:
             raise UserError(f"{where}: expected 5 numbers 'class cx cy w h', got {len(fields)}")
         if not 0 <= class_id < classes:
             raise UserError(f"{where}: class {class_id} is beyond the {classes} class names (0 to {classes - 1})")
-        if not all(np.isfinite(values)) or min(values) < 0 or max(values) > 1 or min(values[2:]) <= 0:
-            raise UserError(f"{where}: box {' '.join(fields[1:])} is out of range (relative numbers in [0, 1], "
-                            "width and height above 0)")
+        if not all(np.isfinite(values)) or min(values) < 0 or max(values) > 1:
+            raise UserError(f"{where}: box {' '.join(fields[1:])} is out of range (relative numbers in [0, 1])")
+        if min(values[2:]) == 0:
+            zero_area += 1
+            continue
         ids.append(class_id)
         boxes.append(values)
-    return np.array(ids, np.int64), np.array(boxes, np.float32).reshape(-1, 4)
+    return np.array(ids, np.int64), np.array(boxes, np.float32).reshape(-1, 4), zero_area
 
 
-def darknet_truths(images: list[Path], classes: int) -> list[Truth]:
-    """Each image with its labels; an image without a label file has no objects (``labelled`` False)."""
-    truths = []
+def darknet_truths(images: list[Path], classes: int) -> tuple[list[Truth], int]:
+    """Each image with its labels, and the zero-area boxes left out; an image without a label file
+    has no objects (``labelled`` False)."""
+    truths, zero_area = [], 0
     for image in images:
         labels = label_path(image)
         if labels.is_file():
-            truths.append(Truth(image, *read_labels(labels, classes)))
+            class_ids, boxes, zero = read_labels(labels, classes)
+            truths.append(Truth(image, class_ids, boxes))
+            zero_area += zero
         else:
             truths.append(Truth.empty(image, labelled=False))
-    return truths
+    return truths, zero_area
 
 
 def image_list(path: Path) -> list[Path]:
@@ -131,31 +139,86 @@ def find_dataset_images(sources: list[str]) -> list[Path]:
     return [path for path, _ in find_image_entries(sources)]
 
 
-def coco_truths(annotations: Path, image_dir: Path, names: list[str]) -> tuple[list[Truth], list[str]]:
+def _coco_field(entry, key: str, kind, where: str, optional: bool = False):
+    """``entry[key]`` checked to be of ``kind`` (a type or a tuple of types); bool is not a number."""
+    if not isinstance(entry, dict):
+        raise UserError(f"{where}: expected an object, got {type(entry).__name__}")
+    if key not in entry:
+        if optional:
+            return None
+        raise UserError(f"{where}: no '{key}'")
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise UserError(f"{where}: '{key}' is {json.dumps(value)[:40]}, not {names}")
+    return value
+
+
+def _coco_box(entry: dict, where: str) -> list[float] | None:
+    """The annotation's ``bbox`` as pixel corners; None for a zero-area box (left out, as in label files)."""
+    box = _coco_field(entry, "bbox", list, where)
+    if len(box) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in box):
+        raise UserError(f"{where}: 'bbox' must be 4 numbers [x, y, width, height], got {json.dumps(box)[:60]}")
+    x, y, w, h = (float(v) for v in box)
+    if not all(np.isfinite([x, y, w, h])) or w < 0 or h < 0:
+        raise UserError(f"{where}: 'bbox' {json.dumps(box)[:60]} has a negative or non-finite value")
+    return None if w == 0 or h == 0 else [x, y, x + w, y + h]
+
+
+def coco_truths(annotations: Path, image_dir: Path, names: list[str]) -> tuple[list[Truth], list[str], int]:
     """The images of a COCO instances file (found under ``image_dir``), with their boxes as pixel
-    corners and each category mapped to the class of the same name; (truths, categories not in the names)."""
+    corners and each category mapped to the class of the same name; (truths, categories not in the
+    names, zero-area boxes left out). Every field used is checked: an error names the annotation."""
     try:
         data = json.loads(read_text(annotations, "annotations"))
-        categories = {c["id"]: c["name"] for c in data["categories"]}
-        images = {i["id"]: i["file_name"] for i in data["images"]}
-        entries = data.get("annotations", [])
-    except (ValueError, KeyError, TypeError) as error:
+    except ValueError as error:
         raise UserError(f"annotations {annotations}: not a COCO instances file ({error})") from None
+    where = f"annotations {annotations}"
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("categories"), list):
+        raise UserError(f"{where}: not a COCO instances file (no 'images' and 'categories' lists)")
+    categories = {}
+    for number, entry in enumerate(data["categories"]):
+        place = f"{where}: category {number}"
+        categories[_coco_field(entry, "id", int, place)] = _coco_field(entry, "name", str, place)
+    images = {}
+    for number, entry in enumerate(data["images"]):
+        place = f"{where}: image {number}"
+        images[_coco_field(entry, "id", int, place)] = _coco_field(entry, "file_name", str, place)
+    if not images:
+        raise UserError(f"{where}: its 'images' list is empty")
+    entries = data.get("annotations", [])
+    if not isinstance(entries, list):
+        raise UserError(f"{where}: 'annotations' is not a list")
     index = {name: i for i, name in enumerate(names)}
     unknown = sorted({name for name in categories.values() if name not in index})
     per_image: dict[int, list] = {image_id: [] for image_id in images}
-    for entry in entries:
-        name = categories.get(entry.get("category_id"))
-        if name in index and entry.get("image_id") in per_image:
-            x, y, w, h = entry["bbox"]
-            per_image[entry["image_id"]].append((index[name], [x, y, x + w, y + h], bool(entry.get("iscrowd", 0))))
+    zero_area = 0
+    for number, entry in enumerate(entries):
+        place = f"{where}: annotation {number}"
+        identity = _coco_field(entry, "id", (int, str), place, optional=True)
+        place += f" (id {identity})" if identity is not None else ""
+        image_id = _coco_field(entry, "image_id", int, place)
+        category_id = _coco_field(entry, "category_id", int, place)
+        if image_id not in per_image:
+            raise UserError(f"{place}: image_id {image_id} is not in 'images'")
+        if category_id not in categories:
+            raise UserError(f"{place}: category_id {category_id} is not in 'categories'")
+        crowd = _coco_field(entry, "iscrowd", int, place, optional=True) or 0
+        if crowd not in (0, 1):
+            raise UserError(f"{place}: 'iscrowd' is {crowd}, not 0 or 1")
+        box = _coco_box(entry, place)
+        if box is None:
+            zero_area += 1
+        elif categories[category_id] in index:
+            per_image[image_id].append((index[categories[category_id]], box, bool(crowd)))
     truths = []
     for image_id, file_name in images.items():
         objects = per_image[image_id]
         truths.append(Truth(image_dir / file_name, np.array([o[0] for o in objects], np.int64),
                             np.array([o[1] for o in objects], np.float32).reshape(-1, 4), relative=False,
                             crowd=np.array([o[2] for o in objects], bool)))
-    return truths, unknown
+    return truths, unknown, zero_area
 
 
 def label_outputs(entries: list[tuple[Path, Path]], directory: Path) -> list[Path]:

@@ -63,7 +63,7 @@ def run(runs: list[Run], truths: list[Truth], classes: int, threshold: float,
         sizes.append((width, height))
         for entry in runs:
             entry.found.append(entry.detector.detect(image))
-    for entry in runs:
+    for entry in runs if arrays else []:  # nothing readable: nothing to score
         entry.result = evaluate(arrays, entry.found, classes, threshold)
         entry.result.map50_95 = coco_map(arrays, entry.found, sizes)
     unlabelled = sum(1 for t in truths if not t.labelled) if reference is None else 0

@@ -24,7 +24,7 @@ def find_image_entries(sources: list[str], what: str = "image") -> list[tuple[Pa
             if not matches:
                 raise UserError(f"{what} directory {path}: no images in it")
             found += [(p, p.relative_to(path)) for p in matches]
-        elif path.is_file():
+        elif path.is_file() or path.exists():  # a FIFO or a device too: named, then skipped as unreadable
             found.append((path, Path(path.name)))
         elif any(ch in source for ch in "*?["):
             matches = sorted(Path(p) for p in glob.glob(source, recursive=True)
@@ -43,7 +43,10 @@ def find_images(sources: list[str], what: str = "image") -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    """BGR uint8 image, or None if the file cannot be decoded."""
+    """BGR uint8 image, or None if the file cannot be decoded (or is not a regular file: a FIFO
+    would block the read)."""
+    if not Path(path).is_file():
+        return None
     try:
         data = np.fromfile(path, np.uint8)
     except OSError:

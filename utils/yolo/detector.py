@@ -26,7 +26,9 @@ from utils.runtime.edgetpu import parse_devices
 from utils.runtime.engine import Engine, open_engine
 from utils.runtime.pipeline import pipeline
 from utils.yolo.adapter import YoloAdapter, model_meta, postprocess
+from utils.yolo.image_check import as_bgr
 from utils.yolo.meta import YoloMeta
+from utils.yolo.options import iou_problem, threshold_problem
 from utils.yolo.types import Detections
 
 Item = TypeVar("Item")
@@ -84,6 +86,9 @@ class Detector:
             raise UserError(f"--device {device} names an Edge TPU: add --edge_tpu")
         if nms not in NMS_RULES:
             raise UserError(f"nms {nms!r}: use 'greedy' or 'diou' (or None for the model's own)")
+        problem = threshold_problem(threshold) or iou_problem(iou)
+        if problem:
+            raise UserError(problem)
         names = read_class_names(classes) if classes is not None else None
         self.devices = parse_devices(device) if edge_tpu else [None]
         self.engines = [open_engine(model, runtime, threads, kernels, edge_tpu, d) for d in self.devices]
@@ -102,12 +107,13 @@ class Detector:
         return self.engines[0]
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
-        """Detections in ``image_bgr`` (an HxWx3 uint8 BGR image, as OpenCV reads it), in image pixels."""
+        """Detections in ``image_bgr`` (an HxWx3 uint8 BGR image, as OpenCV reads it; grayscale and
+        BGRA are converted, anything else is a ``UserError``), in image pixels."""
         return self.detect_timed(image_bgr)[0]
 
     def detect_timed(self, image_bgr: np.ndarray, worker: int = 0) -> tuple[Detections, Timing]:
         """``detect`` on one device (``worker``: its number), with the time of each stage."""
-        heads, box, pre, invoke, setup = self.adapters[worker].timed_run(image_bgr)
+        heads, box, pre, invoke, setup = self.adapters[worker].timed_run(as_bgr(image_bgr))
         start = time.perf_counter()
         detections = postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
         detections.names = self.names
@@ -132,7 +138,7 @@ class Detector:
 
         def prepare(item):
             start = time.perf_counter()
-            tensor, box = adapter.prepare(image_of(item))
+            tensor, box = adapter.prepare(as_bgr(image_of(item)))
             tensor = tensor.copy()  # the letterbox reuses its buffer for the next frame
             setup = adapter.prepare.setup_ms
             return item, tensor, box, (time.perf_counter() - start) * 1e3 - setup, setup

@@ -84,12 +84,16 @@ class Letterbox:
 
     @classmethod
     def fit(cls, image_size: tuple[int, int], net_size: tuple[int, int]) -> Letterbox:
-        """Darknet's ``letterbox_image`` sizes, integer arithmetic and float32 comparison included."""
+        """Darknet's ``letterbox_image`` sizes, integer arithmetic and float32 comparison included.
+
+        For an image so thin that Darknet's arithmetic gives a side of 0 (20000x20 on 416x416: 20 *
+        416 // 20000), that side is 1 pixel: the image is still detected on, as a 1-pixel band.
+        """
         (w, h), (net_w, net_h) = image_size, net_size
         if np.float32(net_w) / np.float32(w) < np.float32(net_h) / np.float32(h):
-            new_w, new_h = net_w, (h * net_w) // w
+            new_w, new_h = net_w, max((h * net_w) // w, 1)
         else:
-            new_w, new_h = (w * net_h) // h, net_h
+            new_w, new_h = max((w * net_h) // h, 1), net_h
         return cls(tuple(image_size), tuple(net_size), (new_w, new_h), ((net_w - new_w) // 2, (net_h - new_h) // 2))
 
     def to_image(self, boxes: np.ndarray) -> np.ndarray:
