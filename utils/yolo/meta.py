@@ -34,7 +34,7 @@ class YoloMeta:
     anchors: list[tuple[float, float]]
     heads: list[Head]
     leaky: str = "keep"
-    # Fixed (lo, hi) logit range of the quantized heads, or None (see utils/quantize.py).
+    # Fixed (lo, hi) logit range of the quantized heads, or None (see utils/quantize/quantizer.py).
     output_range: tuple[float, float] | None = None
     extras: dict = field(default_factory=dict)
     # Darknet's NMS for this model: "iou" (do_nms_sort) or "diou" (diounms_sort, with this exponent).
