@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE = ("convert.py", "keras_to_tflite_quant.py")
 LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "numpy", "h5py", "opencv-python-headless")
 KEEP_DAYS = 3  # entries unused for longer are removed at the start of a session
+KEEP_BYTES = 4 << 30  # and the least recently used beyond this (one code version's models take ~1.9 GiB)
 
 
 def cache_root(session_dir: Path) -> Path:
@@ -93,13 +94,33 @@ def fetch(root: Path, key: str, build: Callable[[Path], None]) -> Path:
     return entry
 
 
-def prune(root: Path, keep_days: float = KEEP_DAYS) -> None:
-    """Remove entries unused for ``keep_days`` (each code change leaves a generation behind)."""
+def _size(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+
+
+def prune(root: Path, keep_days: float = KEEP_DAYS, keep_bytes: int = KEEP_BYTES) -> None:
+    """Remove entries unused for ``keep_days``, then the least recently used ones beyond
+    ``keep_bytes``: each code change leaves a generation of models behind."""
     if not root.is_dir():
         return
     cutoff = time.time() - keep_days * 86400
+    entries = []
     for entry in root.iterdir():
         marker = entry / ".complete"
-        stale = marker.stat().st_mtime < cutoff if marker.exists() else entry.stat().st_mtime < cutoff
-        if entry.is_dir() and stale:
+        if not entry.is_dir():
+            continue  # a lock file
+        used = marker.stat().st_mtime if marker.exists() else entry.stat().st_mtime
+        if not marker.exists():  # a build under way in another worker, or one that died long ago
+            if used < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+            continue
+        if used < cutoff:
             shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entries.append((used, entry))
+    total = sum(_size(entry) for _, entry in entries)
+    for _, entry in sorted(entries):
+        if total <= keep_bytes:
+            break
+        total -= _size(entry)
+        shutil.rmtree(entry, ignore_errors=True)
