@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from utils.console import quiet_libraries  # noqa: E402
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
 from utils.darknet.reference import reference_photos  # noqa: E402
-from utils.machine import cpu_name  # noqa: E402
+from utils.machine import cpu_description  # noqa: E402
 from utils.media.images import read_image  # noqa: E402
 from utils.runtime.interpreters import KERNELS  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> int:
     images = [read_image(p) for p in paths]
     samples, reps = ("8", 3) if args.tiny else ("100", 20)
     print(f"Kernel sets on int8 Tiny YOLOv3, {len(images)} photos ({', '.join(p.name for p in paths)}); "
-          f"{cpu_name()}, {time.strftime('%Y-%m-%d')}{' (tiny mode)' if args.tiny else ''}")
+          f"{cpu_description()}, {time.strftime('%Y-%m-%d')}{' (tiny mode)' if args.tiny else ''}")
     print(f"{'model':8} {'kernels':10} {'detections':>10} {'vs float':>9} {'invoke ms':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for leaky in ("keep", "prelu"):

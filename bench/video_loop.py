@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from utils.console import quiet_libraries  # noqa: E402
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
-from utils.machine import cpu_name  # noqa: E402
+from utils.machine import cpu_description  # noqa: E402
 from utils.media import streams  # noqa: E402
 from utils.yolo.adapter import postprocess  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
@@ -116,7 +116,7 @@ def main() -> int:
         run("keras_to_tflite_quant.py", str(h5), str(int8), "--dataset", str(ROOT / "model_data" / "samples"),
             *(["--num-samples", "8"] if args.tiny else []))
         make_video(video, frames)
-        print(f"Video loop, {frames} frames 768x576 MJPEG, int8 Tiny YOLOv3, LiteRT 2 threads; {cpu_name()}, "
+        print(f"Video loop, {frames} frames 768x576 MJPEG, int8 Tiny YOLOv3, LiteRT 2 threads; {cpu_description()}, "
               f"{time.strftime('%Y-%m-%d')}{' (tiny mode)' if args.tiny else ''}")
         print(f"{'invoke':34} {'loop':10} {'pre ms':>7} {'invoke ms':>9} {'post ms':>7} {'(pre+post)/invoke':>17} "
               f"{'frame/invoke':>12} {'FPS':>7}")

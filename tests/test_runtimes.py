@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +59,13 @@ def test_tflite_runtime_venv_has_neither_litert_nor_tensorflow(tflite_runtime_py
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="an x86-64 fact: on arm64 (bench/check_arm64.py) tflite_runtime 2.14 and LiteRT's builtin "
+                           "int8 kernels round differently")
 def test_tflite_runtime_detections_equal_litert_builtin_kernels(tflite_runtime_python, int8_model):
-    """The same int8 model, photos and kernels: identical JSON detections on both runtimes."""
+    """The same int8 model, photos and kernels: identical JSON detections on both runtimes, on x86-64.
+    On arm64 the two builds' optimised int8 kernels differ (only xnnpack and reference match across
+    architectures), so there the equality is not expected."""
     photos = [str(p) for p in sample_paths()]
     common = ("--model", str(int8_model), "--classes", str(MODEL_DATA / "coco.names"), "--json", "-t", "0.1",
               "--image", *photos)

@@ -3,6 +3,7 @@ the YOLO adapter, the detector and evaluate.py treat it like any ``.tflite``. Ne
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,10 @@ def load_keras_model(path: Path):
             return keras.models.load_model(path, compile=False)
         with tempfile.TemporaryDirectory() as directory:  # Keras picks the format by a lower-case name
             alias = Path(directory) / f"model{suffix}"
-            os.symlink(path.resolve(), alias)
+            try:
+                os.symlink(path.resolve(), alias)
+            except OSError:  # Windows allows symbolic links to administrators and developer mode only
+                shutil.copyfile(path, alias)
             return keras.models.load_model(alias, compile=False)
     except Exception as error:  # Keras raises many types for a foreign file
         first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
