@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OUT ?= out
 CFG ?= model_data/yolov3-tiny.cfg
 
-.PHONY: demo test test-fast lint coverage weights bench clean darknet test-servers
+.PHONY: demo test test-fast lint coverage weights bench clean darknet test-servers check-arm64
 
 $(VENV)/.installed: requirements-infer.txt requirements-convert.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ $(VENV)/.installed: requirements-infer.txt requirements-convert.txt requirements
 .venv-tflite-runtime/.installed: requirements-tflite-runtime.txt
 	$(PYTHON) -m venv --clear .venv-tflite-runtime
 	.venv-tflite-runtime/bin/python -m pip install --quiet -r requirements-tflite-runtime.txt "pytest>=8,<10"
+	touch $@
+
+# The TFLite Task Library (tflite-support 0.4.4, numpy 1.x): the tests run --outputs detections models in it.
+.venv-task-library/.installed: requirements-task-library.txt
+	$(PYTHON) -m venv --clear .venv-task-library
+	.venv-task-library/bin/python -m pip install --quiet -r requirements-task-library.txt
 	touch $@
 
 weights: $(VENV)/.installed
@@ -72,6 +78,12 @@ coverage: $(VENV)/.installed darknet test-servers
 	TINYYOLO_TEST_CACHE=off $(PY) -m coverage run -m pytest -q -n 2 tests
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report --format=markdown
+
+# Inference on Raspberry Pi OS 64-bit under qemu-user, compared with this machine value for value (as
+# root on x86-64 Debian/Ubuntu; about half an hour): CPU=cortex-a72 is a Pi 4, CPU=cortex-a76 a Pi 5.
+CPU ?= cortex-a72
+check-arm64: $(VENV)/.installed .venv-tflite-runtime/.installed
+	$(PY) bench/check_arm64.py --cpu $(CPU)
 
 bench: $(VENV)/.installed .venv-tflite-runtime/.installed
 	$(PY) bench/bench.py

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import resource
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,8 @@ from pathlib import Path
 from utils import console
 from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, run_cli
+from utils.machine import peak_memory_mib
+from utils.quantize import ranges
 
 REPO_SAMPLES = Path(__file__).resolve().parent / "model_data" / "samples"
 
@@ -56,6 +57,8 @@ def parse_args() -> argparse.Namespace:
                         "spread over the dataset, topped up with random crops/flips of them when the dataset is "
                         "smaller (default: %(default)s)")
     parser.add_argument("--no-augment", action="store_true", help="never top up with crops/flips")
+    parser.add_argument("--calibration", type=ranges.method_argument, default=ranges.DEFAULT_METHOD, metavar="METHOD",
+                        help=ranges.CALIBRATION_HELP + " (default: %(default)s)")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of the quantized model (default: %(default)s, the Edge TPU-safe choice)")
     parser.add_argument("--float", action="store_true", help="write an unquantized float32 model instead "
@@ -67,6 +70,18 @@ def parse_args() -> argparse.Namespace:
                              f"{RANGE_LIMITS[0]:g}, within +-{RANGE_LIMITS[1]:g} (default: -6,10)")
     parser.add_argument("--no-fixed-range", action="store_true",
                         help="keep the calibrated head ranges instead of --output-range")
+    parser.add_argument("--outputs", choices=("heads", "detections"), default="heads",
+                        help="heads: the raw YOLO heads (this toolkit decodes them); detections: end in TFLite's "
+                             "TFLite_Detection_PostProcess (boxes, classes, scores, count), as pycoral, Frigate and the "
+                             "TFLite Task Library read them (default: %(default)s)")
+    parser.add_argument("--classes", type=Path, help="class names, one per line: with --outputs detections, the label "
+                        "file packed into the model for the TFLite Task Library")
+    parser.add_argument("--max-detections", type=int, default=100,
+                        help="with --outputs detections: detections kept per image (default: %(default)s)")
+    parser.add_argument("--score-threshold", type=float, default=0.25,
+                        help="with --outputs detections: lowest score kept, Darknet's -thresh (default: %(default)s)")
+    parser.add_argument("--nms-iou", type=float, default=0.45,
+                        help="with --outputs detections: per-class NMS IoU, Darknet's -nms (default: %(default)s)")
     parser.add_argument("--anchors", type=Path, help="anchors file, for a model without its _yolo.json sidecar")
     parser.add_argument("--eval-images", nargs="+", metavar="DIR|GLOB|FILE",
                         help="images for the quantization-error report (default: up to 8 calibration images)")
@@ -87,10 +102,22 @@ def main() -> int:
         raise UserError("--debug-layers must be at least 1 (the number of layers to list)")
     from utils.files import check_output, check_writable, require_file
     from utils.media.images import evenly_spread, find_images, read_image
+    from utils.yolo import ssd_outputs
+    from utils.yolo.detector import read_class_names
     from utils.yolo.meta import sidecar_paths
 
+    post = None
+    if args.outputs == "detections":
+        post = ssd_outputs.PostProcess(args.max_detections, args.score_threshold, args.nms_iou)
+        if post.problem():
+            raise UserError(post.problem())
+        if args.classes is None:
+            raise UserError("--outputs detections needs --classes FILE: the label file packed into the model "
+                            "(the TFLite Task Library names detections from it)")
+    labels = read_class_names(args.classes) if post else None
     require_file(args.model, "model")
-    check_output(args.output, [args.model, sidecar_paths(args.model)[0], *([args.anchors] if args.anchors else [])])
+    check_output(args.output, [args.model, sidecar_paths(args.model)[0], *([args.anchors] if args.anchors else []),
+                               *([args.classes] if args.classes else [])])
     if args.output.suffix.lower() != ".tflite":
         raise UserError(f"output {args.output}: the name must end in .tflite")
     dataset = find_images(args.dataset or [str(REPO_SAMPLES)], "dataset")
@@ -110,15 +137,26 @@ def main() -> int:
     started = time.perf_counter()
     model = load_keras_model(args.model)
     meta = quantize.model_meta(model, args.model, args.anchors)
+    if post:
+        problem = ssd_outputs.unsupported_head(meta)
+        if problem:
+            raise UserError(f"model {args.model}: {problem}")
+        if len(labels) != meta.classes:
+            raise UserError(f"classes {args.classes}: {len(labels)} names for a model of {meta.classes} classes")
     if not args.dataset and not args.float:
         print(f"warning: no --dataset: calibrating on the {len(dataset)} sample photos in {REPO_SAMPLES}. "
               "Output ranges then fit those photos only; pass --dataset with ~100 images like "
               "the ones you will run on", file=sys.stderr)
     samples = calibration.Calibration(calibration.plan(dataset, args.num_samples, not args.no_augment))
-    progress = lambda items: console.progress(items, "calibrating")  # noqa: E731
+    # Percentile and mse ranges take a second pass over the samples; --debug-layers takes more.
+    passes = iter(["calibrating"] + (["measuring activation ranges"] if args.calibration.name != "minmax" else []))
+    progress = lambda items: console.progress(items, next(passes, "debugging layers"))  # noqa: E731
+    fixed = not (args.float or args.no_fixed_range or not quantize.logit_heads(meta))
+    output_range = args.output_range if fixed else None
     try:
         tflite = quantize.to_tflite(model, samples.dataset(meta.input_size, progress), args.io_type,
-                                    quantize=not args.float)
+                                    quantize=not args.float, method=args.calibration, post=post, meta=meta,
+                                    head_range=output_range)
     finally:
         if not args.float and samples.used == 0:
             raise UserError(f"dataset: none of the {len(dataset)} images could be decoded")
@@ -128,30 +166,36 @@ def main() -> int:
               f"of the network input {meta.input_size[0]}x{meta.input_size[1]} on both sides (e.g. {tiny[0]}); "
               "ranges calibrated on them fit blurs, not your camera: is --dataset the right directory?",
               file=sys.stderr)
-    output_range = None if (args.float or args.no_fixed_range or not quantize.logit_heads(meta)) else args.output_range
     meta.output_range = output_range
-    quantize.finish(tflite, meta, args.output, output_range)
+    quantize.finish(tflite, meta, args.output, output_range, post, labels)
     seconds = time.perf_counter() - started
     kind = "float32 (unquantized)" if args.float else f"full int8, {args.io_type} input/output"
     print(f"wrote {args.output} ({kind}; {args.output.stat().st_size / 2**20:.2f} MiB) in {seconds:.1f} s"
-          + ("" if args.float else f", calibrated on {samples.describe()}")
-          + (f", head range fixed to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""))
+          + ("" if args.float else f", calibrated on {samples.describe()}; activation ranges: "
+             f"{args.calibration} ({args.calibration.describe()})")
+          + (f", head range fixed to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else "")
+          + (f"; outputs: TFLite_Detection_PostProcess (boxes, classes, scores, count; up to {post.max_detections} "
+             f"detections >= {post.score_threshold:g}, per-class NMS at IoU {post.iou_threshold:g})" if post else ""))
     if args.float:
         print("This float model is a reference for the CPU, not for the Edge TPU (which runs int8 models only).")
         return 0
     images = [image for image in (read_image(p) for p in eval_images) if image is not None]
-    clipped = f", reference clipped to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""
-    print(f"Quantization error on {plural(len(images), 'image')} (dequantized int8 heads vs the float Keras model{clipped}):")
-    for grid, mean, peak in quantize.head_errors(model, args.output, images, meta.input_size, output_range):
-        print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
+    if not post:  # a detections model has no head outputs to compare
+        clipped = f", reference clipped to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""
+        print(f"Quantization error on {plural(len(images), 'image')} (dequantized int8 heads vs the float Keras "
+              f"model{clipped}):")
+        for grid, mean, peak in quantize.head_errors(model, args.output, images, meta.input_size, output_range):
+            print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
     int8 = Detector(args.output)
     print(fidelity.compare(lambda image: fidelity.keras_detect(model, meta, image),
                            int8.detect, images, int8.engine.kernels).format())
     if args.debug_layers:
         from utils.quantize import debugger as quant_debug
-        errors = quant_debug.layer_errors(model, samples.dataset(meta.input_size, progress), args.io_type)
+        errors = quant_debug.layer_errors(model, samples.dataset(meta.input_size, progress), args.io_type,
+                                          args.calibration)
         print(quant_debug.format_errors(errors, args.debug_layers))
-    print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB\n")
+    peak = peak_memory_mib()
+    print(f"peak memory {peak:.0f} MiB\n" if peak is not None else "")
     report = edgetpu_check.check(args.output)  # the verdict last: what a user acts on
     print(report.brief() if report.keeps_leaky_relu and not args.strict else report.format())
     return 1 if args.strict and not report.all_mapped else 0

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import MODEL_DATA, ROOT, assert_user_error, error_lines, run_in_process
+from conftest import MODEL_DATA, ROOT, assert_user_error, error_lines, run_in_process, run_script
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -209,6 +209,43 @@ def _(d, m):
 for _value in ("-1e-40,1e-40", "-1e300,1e300", "-inf,inf", "-1e-6,1e-6", "nan,1", "1,2"):
     case(f"quant: --output-range={_value}", fragments=("--output-range", _value))(
         lambda d, m, v=_value: [*QUANT, keras_model(d, m), "q.tflite", f"--output-range={v}"])
+
+for _value, _why in (("percentile:50", "above 50"), ("percentile:100.5", "at most 100"),
+                     ("percentile:-3", "above 50"), ("percentile:abc", "must be a number"),
+                     ("kl", "not one of minmax"), ("mse:3", "only percentile takes a value")):
+    case(f"quant: --calibration {_value}", fragments=("--calibration", _value, _why))(
+        lambda d, m, v=_value: [*QUANT, keras_model(d, m), "q.tflite", "--calibration", v])
+
+for _flag, _value, _why in (("--max-detections", "0", "between 1 and 10000"),
+                            ("--max-detections", "-5", "between 1 and 10000"),
+                            ("--score-threshold", "0", "above 0 and below 1"),
+                            ("--score-threshold", "-0.2", "above 0 and below 1"),
+                            ("--nms-iou", "0", "above 0 and at most 1"), ("--nms-iou", "-1", "above 0 and at most 1")):
+    case(f"quant: --outputs detections {_flag} {_value}", fragments=(_flag, _value, _why))(
+        lambda d, m, f=_flag, v=_value: [*QUANT, keras_model(d, m), "q.tflite", "--outputs", "detections",
+                                         "--classes", names(d), f, v])
+
+
+@case("quant: --outputs detections without --classes", fragments=("--outputs detections needs --classes",))
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "q.tflite", "--outputs", "detections"]
+
+
+@case("quant: --outputs detections, classes of another model", fragments=("coco.names", "3 names", "80 classes"))
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "q.tflite", "--outputs", "detections", "--classes", names(d, "a\nb\nc\n")]
+
+
+@case("quant: --outputs detections of a YOLOv7 (new_coords) head", fragments=("head 0", "new_coords=1", "--outputs heads"),
+      slow=True)
+def _(d, m):
+    from utils.darknet.cfg import conv_layouts, parse_cfg
+    from utils.darknet.weights import write_weights
+    cfg_path = MODEL_DATA / "yolov7-tiny.cfg"
+    write_weights(d / "v7.weights", conv_layouts(parse_cfg(cfg_path)), np.random.default_rng(7))
+    run_script("convert.py", str(cfg_path), str(d / "v7.weights"), str(d / "v7.h5"), check=True)
+    return [*QUANT, "v7.h5", "q.tflite", "--outputs", "detections", "--classes", names(d), "--num-samples", "2"]
+
 
 for _value in ("100000", "0", "-3"):
     case(f"infer: --threads {_value}", fragments=("--threads must be between 1 and",))(

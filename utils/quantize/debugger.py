@@ -1,6 +1,7 @@
 """Which layer loses accuracy in int8: TensorFlow Lite's quantization debugger, layer by layer.
 
     python -m utils.quant_debug MODEL.h5 [MODEL.tflite] --dataset IMAGES... [--num-samples N] [--top K]
+        [--calibration METHOD]
 
 The debugger quantizes the Keras model again with the same calibration (it needs the converter,
 not the finished file) and runs each int8 op beside its float original on the images, so every
@@ -18,6 +19,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from utils.quantize.ranges import CALIBRATION_HELP, DEFAULT_METHOD, Method, method_argument
 
 ROUNDING_ONLY = 12 ** -0.5  # RMS of a uniform rounding error, in steps
 
@@ -40,13 +43,15 @@ def layer_name(tensor: str) -> str:
     return re.sub(r"(_\d+)_\d+$", r"\1", name)
 
 
-def layer_errors(model, dataset: Callable, io_type: str = "uint8") -> list[LayerError]:
-    """Every quantized layer of ``model`` (calibrated on ``dataset``), worst first."""
+def layer_errors(model, dataset: Callable, io_type: str = "uint8", method: Method = Method(DEFAULT_METHOD)) -> list[LayerError]:
+    """Every quantized layer of ``model`` (calibrated on ``dataset``, activation ranges by
+    ``method``), worst first."""
     import tensorflow as tf
 
-    from utils.quantize.quantizer import converter_for
+    from utils.quantize.quantizer import calibrated, quantize_calibrated
+    instrumented = quantize_calibrated(calibrated(model, dataset, io_type, method), numeric_verify=True)
     with contextlib.redirect_stdout(io.StringIO()):
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter_for(model, dataset, io_type),
+        debugger = tf.lite.experimental.QuantizationDebugger(quant_debug_model_content=instrumented,
                                                              debug_dataset=dataset)
         debugger.run()
     dump = io.StringIO()
@@ -84,6 +89,8 @@ def main() -> None:
                         help="calibration images (files, directories or globs), as given to the quantizer")
     parser.add_argument("--num-samples", type=int, default=100, help="calibration samples (default: %(default)s)")
     parser.add_argument("--no-augment", action="store_true", help="as the quantizer's flag")
+    parser.add_argument("--calibration", type=method_argument, default=DEFAULT_METHOD, metavar="METHOD",
+                        help=CALIBRATION_HELP + ", as the quantizer's flag (default: %(default)s)")
     parser.add_argument("--top", type=int, default=10, help="how many layers to list (default: %(default)s)")
     add_verbose(parser)
     args = parser.parse_args()
@@ -101,7 +108,7 @@ def main() -> None:
     meta = quantize.model_meta(model, args.model)
     paths = find_images(args.dataset)
     samples = calibration.Calibration(calibration.plan(paths, args.num_samples, not args.no_augment))
-    errors = layer_errors(model, samples.dataset(meta.input_size, lambda items: items))
+    errors = layer_errors(model, samples.dataset(meta.input_size, lambda items: items), method=args.calibration)
     if not errors:
         raise UserError(f"dataset: none of the {len(paths)} images could be decoded")
     print(format_errors(errors, args.top))

@@ -34,6 +34,9 @@ ON_CHIP_BYTES = 8 * 1024 * 1024
 MAPPED = "Mapped to Edge TPU"
 AFTER_FIRST_UNMAPPED = "More than one subgraph is not supported"
 IO_CONVERSION = "Input/output conversion, runs on the CPU"
+# TFLite_Detection_PostProcess (--outputs detections) ends the graph on the CPU, as in Coral's own SSD models.
+POST_PROCESS = "TFLite_Detection_PostProcess"
+EXPECTED_ON_CPU = "CPU, expected (last op)"
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Report:
 
     @property
     def first_unmapped(self) -> OpVerdict | None:
-        return next((op for op in self.ops if not op.mapped and op.status != IO_CONVERSION), None)
+        return next((op for op in self.ops if not op.mapped and op.status not in (IO_CONVERSION, EXPECTED_ON_CPU)), None)
 
     @property
     def all_mapped(self) -> bool:
@@ -89,8 +92,8 @@ class Report:
             lines.append("This model is already compiled for the Edge TPU (it contains an edgetpu-custom-op): "
                          "run it with --edge_tpu.")
         lines += [f"Input:  {', '.join(self.inputs)}", f"Output: {', '.join(self.outputs)}", "",
-                  f"{'Operator':<26}{'Count':>6}  Status"]
-        lines += [f"{name:<26}{count:>6}  {status}" for name, count, status in self.rows()]
+                  f"{'Operator':<30}{'Count':>6}  Status"]
+        lines += [f"{name:<30}{count:>6}  {status}" for name, count, status in self.rows()]
         on_tpu = sum(op.mapped for op in self.ops)
         lines += ["", f"Number of operations that will run on Edge TPU: {on_tpu}",
                   f"Number of operations that will run on CPU: {len(self.ops) - on_tpu}"]
@@ -105,7 +108,9 @@ class Report:
 
 
 def _tensor_text(tensor: schema.TensorT) -> str:
-    shape = list(tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape)
+    shape = tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape
+    if shape is None or not len(shape):  # a custom op's outputs, sized when the interpreter allocates
+        return f"{tflite_model.type_name(tensor.type)} {(tensor.name or b'').decode()}"
     return f"{tflite_model.type_name(tensor.type)}{[int(d) for d in shape]}"
 
 
@@ -164,8 +169,11 @@ def check(path: str | Path) -> Report:
         io_conversion = (name == "QUANTIZE" and tensors[op.inputs[0]].type == schema.TensorType.FLOAT32
                          and op.inputs[0] in graph_inputs) or \
                         (name == "DEQUANTIZE" and op.outputs[0] in graph_outputs)
+        last_post_process = name == POST_PROCESS and set(op.outputs) == graph_outputs
         if io_conversion:
             status = IO_CONVERSION
+        elif last_post_process and not blocked:
+            status = EXPECTED_ON_CPU
         elif blocked:
             status = AFTER_FIRST_UNMAPPED
         else:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -12,10 +13,13 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
 from utils.errors import UserError
-from utils.runtime.interpreters import smoke_test
+from utils.quantize import detection_graph, ranges
+from utils.runtime.interpreters import interpreter_api, smoke_test
 from utils.tflite import model as tflite_model
+from utils.tflite import task_metadata
 from utils.yolo.letterbox import Preprocessor
 from utils.yolo.meta import METADATA_NAME, YoloMeta, load_meta_file, resolve_meta, sidecar_paths
+from utils.yolo.ssd_outputs import EXTRAS_KEY, PostProcess
 
 IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
 
@@ -32,26 +36,83 @@ def model_meta(model: keras.Model, model_path: Path, anchors_path: Path | None =
                         f"no {meta_path.name} beside it (write it with convert.py, or pass --anchors)")
 
 
-def converter_for(model: keras.Model, dataset: Callable | None, io_type: str = "uint8",
-                  quantize: bool = True) -> tf.lite.TFLiteConverter:
-    """The converter: full int8 (8-bit ``io_type`` input and outputs) calibrated on ``dataset``, or float."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = IO_TYPES[io_type]
-        converter.inference_output_type = IO_TYPES[io_type]
-    return converter
+@contextlib.contextmanager
+def converter_for(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True,
+                  post: PostProcess | None = None, meta: YoloMeta | None = None) -> Iterator[tf.lite.TFLiteConverter]:
+    """The converter: full int8 (8-bit ``io_type`` input and outputs) calibrated on ``dataset``, or
+    float; with ``post``, of the model ending in TFLite_Detection_PostProcess (float outputs)."""
+    with detection_graph.saved_model(model, meta, post) if post else contextlib.nullcontext() as directory:
+        if post:
+            converter = tf.lite.TFLiteConverter.from_saved_model(directory)
+            converter.allow_custom_ops = True
+        else:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = dataset
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = IO_TYPES[io_type]
+            converter.inference_output_type = tf.float32 if post else IO_TYPES[io_type]
+        yield converter
 
 
-def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True) -> bytes:
-    converter = converter_for(model, dataset, io_type, quantize)
+def _convert(converter: tf.lite.TFLiteConverter) -> bytes:
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its signatures
             return converter.convert()
     except Exception as error:
         raise UserError(f"TFLite conversion failed: {str(error).strip().splitlines()[-1][:200]}") from None
+
+
+def calibrated(model: keras.Model, dataset: Callable, io_type: str = "uint8", method: ranges.Method = ranges.Method(ranges.DEFAULT_METHOD),
+               post: PostProcess | None = None, meta: YoloMeta | None = None,
+               head_range: tuple[float, float] | None = None) -> bytes:
+    """The calibrate-only model: float, with each activation's range recorded on ``dataset`` (its
+    min/max, moved by ``method``), ready for TFLite's quantizer (the API its debugger drives).
+    ``head_range`` is given to the logit heads inside a model with ``post`` (a heads model gets it
+    on its outputs, in ``finish``)."""
+    with converter_for(model, dataset, io_type, post=post, meta=meta) as converter:
+        converter._experimental_calibrate_only = True
+        model_bytes = _convert(converter)
+    chosen = {}
+    if method.name != "minmax":
+        interpreter_for = lambda **options: interpreter_api("litert").interpreter(  # noqa: E731
+            "xnnpack", num_threads=os.cpu_count(), **options)
+        chosen = ranges.measure(model_bytes, dataset, method, interpreter_for)
+    if post and head_range:
+        graph = tflite_model.unpack(model_bytes).subgraphs[0]
+        shapes = {(1, h.grid[1], h.grid[0], c) for h, c in zip(meta.heads, meta.channels_per_head())
+                  if tuple(h.grid) in logit_heads(meta)}
+        chosen.update({index: head_range for index in ranges.ranged_tensors(graph)
+                       if tuple(graph.tensors[index].shape if graph.tensors[index].shape is not None else ()) in shapes})
+    return ranges.apply(model_bytes, chosen) if chosen else model_bytes
+
+
+def quantize_calibrated(model_bytes: bytes, io_type: str = "uint8", numeric_verify: bool = False,
+                        float_outputs: bool = False) -> bytes:
+    """TFLite's quantizer on a calibrate-only model, called as the converter calls it, so that min/max
+    ranges give the converter's own int8 model (tests/test_calibration_ranges.py). With
+    ``numeric_verify``, the quantization debugger's instrumented model instead."""
+    from tensorflow.lite.python.convert import mlir_quantize
+    try:
+        if numeric_verify:
+            return mlir_quantize(model_bytes, enable_numeric_verify=True)
+        output_type = tf.float32 if float_outputs else IO_TYPES[io_type]
+        return mlir_quantize(model_bytes, False, input_data_type=IO_TYPES[io_type], output_data_type=output_type)
+    except Exception as error:
+        raise UserError(f"TFLite quantization failed: {str(error).strip().splitlines()[-1][:200]}") from None
+
+
+def to_tflite(model: keras.Model, dataset: Callable | None, io_type: str = "uint8", quantize: bool = True,
+              method: ranges.Method = ranges.Method(ranges.DEFAULT_METHOD), post: PostProcess | None = None,
+              meta: YoloMeta | None = None, head_range: tuple[float, float] | None = None) -> bytes:
+    """The model as TFLite: float, or full int8 with activation ranges by ``method``; raw heads, or
+    with ``post`` the four outputs of TFLite_Detection_PostProcess (its heads inside given ``head_range``)."""
+    if not quantize:
+        with converter_for(model, dataset, io_type, quantize=False, post=post, meta=meta) as converter:
+            return _convert(converter)
+    return quantize_calibrated(calibrated(model, dataset, io_type, method, post, meta, head_range), io_type,
+                               float_outputs=post is not None)
 
 
 def _set_range(tensor: schema.TensorT, low: float, high: float) -> None:
@@ -98,13 +159,28 @@ def fix_output_ranges(model: schema.ModelT, output_range: tuple[float, float],
                 _set_range(graph.tensors[index], *output_range)
 
 
-def finish(tflite: bytes, meta: YoloMeta, output: Path, output_range: tuple[float, float] | None) -> None:
-    """Embed the YOLO metadata (and fix head ranges) and write ``output`` atomically."""
-    model = schema.ModelT.InitFromPackedBuf(tflite, 0)
-    if output_range:
+def finish(tflite: bytes, meta: YoloMeta, output: Path, output_range: tuple[float, float] | None,
+           post: PostProcess | None = None, labels: list[str] | None = None) -> None:
+    """Embed the YOLO metadata (and fix head ranges) and write ``output`` atomically. With ``post``,
+    the detection outputs are put in the consumers' order and the Task Library's metadata and the
+    label file ``labels`` are packed in."""
+    model = tflite_model.unpack(tflite)
+    files = None
+    if post:
+        detection_graph.finish(model)
+        meta.extras[EXTRAS_KEY] = post.to_dict()
+        labels_file = "labels.txt"
+        quantized = model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].quantization
+        scale = float(quantized.scale[0]) if quantized is not None and quantized.scale is not None else 1 / 255
+        info = task_metadata.DetectorInfo(output.stem, "YOLO (Darknet) with TFLite_Detection_PostProcess outputs, "
+                                          "converted by tinyyolo-edgetpu", tuple(meta.input_size), 0.0, 1 / scale,
+                                          labels_file, labels or [])
+        tflite_model.set_metadata(model, task_metadata.METADATA_NAME, task_metadata.metadata_buffer(info))
+        files = {labels_file: "".join(f"{name}\n" for name in labels)} if labels else None
+    elif output_range:
         fix_output_ranges(model, output_range, logit_heads(meta))
     tflite_model.set_metadata(model, METADATA_NAME, meta.to_json().encode())
-    tflite_model.save(model, output, verify=smoke_test)
+    tflite_model.save(model, output, verify=smoke_test, files=files)
 
 
 def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.ndarray],

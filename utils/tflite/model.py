@@ -62,18 +62,32 @@ def _schema():
     return schema_py_generated
 
 
+def unpack(data: bytes):
+    """A model's bytes in flatbuffers' object API (LiteRT's ``schema.ModelT``), for editing."""
+    return _schema().ModelT.InitFromPackedBuf(data, 0)
+
+
 def load(path: str | Path):
-    """The whole model in flatbuffers' object API (LiteRT's ``schema.ModelT``), for editing."""
-    return _schema().ModelT.InitFromPackedBuf(read_bytes(path), 0)
+    """The whole model at ``path``, unpacked for editing."""
+    return unpack(read_bytes(path))
 
 
-def save(model, path: str | Path, verify: Callable[[Path], None] | None = None) -> None:
-    """Pack ``model`` and write it atomically; with ``verify``, only once ``verify(temporary file)``
-    has not raised (``utils.runtime.interpreters.smoke_test`` runs it)."""
+def pack(model) -> bytes:
+    """An edited ``schema.ModelT`` as a .tflite file's bytes."""
     builder = flatbuffers.Builder(1 << 20)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def save(model, path: str | Path, verify: Callable[[Path], None] | None = None,
+         files: dict[str, str] | None = None) -> None:
+    """Pack ``model`` and write it atomically; with ``verify``, only once ``verify(temporary file)``
+    has not raised (``utils.runtime.interpreters.smoke_test`` runs it). ``files`` (name: text) are
+    packed after the model, as the TFLite Task Library reads associated files."""
+    from utils.tflite.task_metadata import with_associated_files
+    data = pack(model)
     with atomic_output(path, verify) as tmp:
-        tmp.write_bytes(builder.Output())
+        tmp.write_bytes(with_associated_files(data, files) if files else data)
 
 
 def op_name(op_code) -> str:
@@ -106,7 +120,8 @@ def set_metadata(model, name: str, payload: bytes) -> None:
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name, entry.buffer = name, len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if (m.name or b"").decode() != name] + [entry]
+    named = lambda m: m.name.decode() if isinstance(m.name, bytes) else m.name  # noqa: E731  (unpacked: bytes)
+    model.metadata = [m for m in (model.metadata or []) if named(m) != name] + [entry]
 
 
 def is_compiled_for_edgetpu(data: bytes) -> bool:

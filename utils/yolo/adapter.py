@@ -13,6 +13,7 @@ from utils.yolo.decode import decode
 from utils.yolo.letterbox import Preprocessor
 from utils.yolo.meta import METADATA_NAME, YoloMeta, load_meta_file, resolve_meta, sidecar_paths
 from utils.yolo.nms import nms
+from utils.yolo.ssd_outputs import PostProcess, is_detection_outputs, read_detections
 from utils.yolo.types import Detections, HeadOutput, Letterbox
 
 
@@ -29,6 +30,11 @@ def output_heads(engine: Engine) -> dict[tuple[int, int], int]:
     return heads
 
 
+def has_detection_outputs(engine: Engine) -> bool:
+    """Whether the model ends in TFLite_Detection_PostProcess (``--outputs detections``)."""
+    return is_detection_outputs([o.shape for o in engine.outputs])
+
+
 def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
     """The metadata embedded in the model, else its ``_yolo.json`` sidecar (a Keras model's), else
     ``--anchors``; checked against the outputs."""
@@ -39,6 +45,11 @@ def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
     else:
         own = load_meta_file(sidecar) if sidecar.is_file() else None
     input_size = (engine.input.shape[2], engine.input.shape[1])
+    if has_detection_outputs(engine):  # its heads are inside: only its own metadata can describe them
+        if own is None or PostProcess.of(own) is None:
+            raise UserError(f"model {engine.path}: detection outputs (boxes, classes, scores, count) without the "
+                            "metadata keras_to_tflite_quant.py embeds; this toolkit runs the models it wrote")
+        return own
     return resolve_meta(engine.path, input_size, output_heads(engine), own, anchors,
                         f"pass --anchors (or keep {sidecar.name} beside it)")
 
@@ -46,7 +57,10 @@ def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
 def postprocess(heads: list[HeadOutput], meta: YoloMeta, box: Letterbox, threshold: float, iou: float,
                 nms_kind: str | None = None) -> Detections:
     """Darknet's post-processing of raw heads (in ``meta.heads`` order): decode, the model's NMS (or
-    ``nms_kind``, "iou" or "diou"), boxes clipped to the image."""
+    ``nms_kind``, "iou" or "diou"), boxes clipped to the image. For a model with detection outputs
+    (decoded and NMS'd inside, by TFLite_Detection_PostProcess), its boxes with the letterbox undone."""
+    if is_detection_outputs([head.data.shape for head in heads]):
+        return read_detections(*(head.data for head in heads), box, threshold)
     detections = decode(heads, meta, box, threshold)
     return nms(detections, iou, nms_kind or meta.nms, meta.nms_beta, box.image_size).clipped(box.image_size)
 
@@ -67,8 +81,12 @@ class YoloAdapter:
                                         engine.runtime, engine.kernels)
         except ValueError as error:
             raise UserError(f"model {engine.path}: {error} (float32, or uint8/int8 with a scale, is supported)") from None
-        by_grid = {(o.shape[2], o.shape[1]): position for position, o in enumerate(engine.outputs)}
-        self._order = [by_grid[tuple(head.grid)] for head in meta.heads]
+        self.detection_outputs = has_detection_outputs(engine)
+        if self.detection_outputs:  # boxes, classes, scores, count, as keras_to_tflite_quant.py orders them
+            self._order = list(range(4))
+        else:
+            by_grid = {(o.shape[2], o.shape[1]): position for position, o in enumerate(engine.outputs)}
+            self._order = [by_grid[tuple(head.grid)] for head in meta.heads]
 
     def run(self, tensor: np.ndarray) -> list[HeadOutput]:
         """Invoke on a prepared input tensor; the raw heads in ``meta.heads`` order."""

@@ -29,6 +29,7 @@ from utils.yolo.adapter import YoloAdapter, model_meta, postprocess
 from utils.yolo.image_check import as_bgr
 from utils.yolo.meta import YoloMeta
 from utils.yolo.options import iou_problem, threshold_problem
+from utils.yolo.ssd_outputs import PostProcess
 from utils.yolo.types import Detections
 
 Item = TypeVar("Item")
@@ -97,6 +98,11 @@ class Detector:
             check_classes(self.meta, names, classes)
         self.names, self.threshold, self.iou, self.nms_kind = names, threshold, iou, NMS_RULES[nms]
         self.adapters = [YoloAdapter(engine, self.meta) for engine in self.engines]
+        post = PostProcess.of(self.meta)
+        if post is not None and threshold < post.score_threshold:
+            print(f"warning: model {model} returns detections scoring {post.score_threshold:g} or more only (its "
+                  "TFLite_Detection_PostProcess was written so: keras_to_tflite_quant.py --score-threshold)",
+                  file=sys.stderr)
         if tuple(self.meta.input_size) != self.adapters[0].input_size:
             print(f"warning: metadata input size {self.meta.input_size} differs from the model's "
                   f"{self.adapters[0].input_size}; using the model's", file=sys.stderr)

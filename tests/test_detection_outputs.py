@@ -1,0 +1,276 @@
+"""`keras_to_tflite_quant.py --outputs detections`: models ending in TFLite_Detection_PostProcess, run by
+the consumers that no one here wrote (the TFLite Task Library), by Frigate's and pycoral's reading of
+the outputs, and by this toolkit; exact in float, all on the Edge TPU but the op in int8."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from consumers import FRIGATE_MIN_SCORE, frigate_detect_raw, pycoral_get_objects
+
+from conftest import MODEL_DATA, ROOT, model_cache, sample_paths, sized_cfg_text
+from utils.darknet.cfg import conv_layouts, parse_cfg
+from utils.darknet.reference import reference_photos
+from utils.darknet.weights import write_weights
+from utils.evaluation.metrics import coco_map, evaluate
+from utils.quantize import edgetpu_check
+from utils.yolo.detector import Detector
+from utils.yolo.letterbox import Letterbox
+from utils.yolo.types import Detections
+
+pytestmark = pytest.mark.slow
+COCO = str(MODEL_DATA / "coco.names")
+DETECTIONS = ["--outputs", "detections", "--classes", COCO]
+# Agreement is scored as evaluate.py scores it: the reference's detections at 0.25 are the truth, and the
+# candidate's are collected lower, so that a score moving across the threshold is not a miss.
+CANDIDATES = ["--score-threshold", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def tpu_models(model_factory):
+    """The real Tiny YOLOv3 as PReLU (the Edge TPU model), int8 with raw heads and with detection outputs."""
+    return (model_factory("tiny_prelu_int8", ["--leaky", "prelu"], []),
+            model_factory("tiny_prelu_det_int8", ["--leaky", "prelu"], DETECTIONS + CANDIDATES))
+
+
+@pytest.fixture(scope="session")
+def task_library_python() -> str:
+    """.venv-task-library from requirements-task-library.txt (tflite-support 0.4.4, numpy 1.x), as
+    `make .venv-task-library/.installed` makes it. Under CI a failed install is an error, elsewhere a skip."""
+    requirements = ROOT / "requirements-task-library.txt"
+    if sys.version_info >= (3, 12) or sys.platform != "linux":
+        pytest.skip("tflite-support 0.4.4 has Linux wheels for Python 3.9 to 3.11 only")
+    venv = ROOT / ".venv-task-library"
+    marker, python = venv / ".installed", venv / "bin" / "python"
+    with model_cache.locked(ROOT / ".venv-task-library.lock"):
+        if not marker.exists() or marker.stat().st_mtime < requirements.stat().st_mtime:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+            result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                if os.environ.get("CI") == "true":
+                    raise AssertionError(f"cannot install {requirements.name}:\n{result.stderr}")
+                pytest.skip(f"cannot install {requirements.name}: {result.stderr.strip().splitlines()[-1:]}")
+            marker.touch()
+    return str(python)
+
+
+def scoring_images(tmp_path: Path) -> list[Path]:
+    """The sample photos, and a second set: Darknet's other photos (where installed) and every 4th clip frame."""
+    samples = {p.name for p in sample_paths()}
+    second = [p for p in reference_photos() if p.name not in samples]
+    capture, number = cv2.VideoCapture(str(MODEL_DATA / "samples" / "clip.mp4")), 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if number % 4 == 0:
+            second.append(tmp_path / f"clip_{number:02d}.png")
+            cv2.imwrite(str(second[-1]), frame)
+        number += 1
+    return sample_paths() + second
+
+
+def agreement(reference: list[Detections], found: list[Detections], sizes: list[tuple[int, int]]) -> tuple[float, float]:
+    truths = [(d.boxes, d.class_ids, np.zeros(len(d), bool)) for d in reference]
+    return evaluate(truths, found, 80).map50, coco_map(truths, found, sizes)
+
+
+def largest_box_difference(reference: list[Detections], found: list[Detections]) -> float:
+    """The largest corner difference in pixels between same-class detections matched by IoU >= 0.5."""
+    from utils.yolo.nms import iou_matrix
+    largest = 0.0
+    for a, b in zip(reference, found):
+        if len(a) and len(b):
+            overlap = np.where(a.class_ids[:, None] == b.class_ids[None, :], iou_matrix(a.boxes, b.boxes), 0)
+            best = overlap.argmax(1)
+            matched = overlap[np.arange(len(a)), best] >= 0.5
+            if matched.any():
+                largest = max(largest, float(np.abs(a.boxes[matched] - b.boxes[best[matched]]).max()))
+    return largest
+
+
+def record(name: str, text: str) -> None:
+    """With CONSUMERS_TABLE=FILE, the figures a test measured are appended there (for the closing note)."""
+    if os.environ.get("CONSUMERS_TABLE"):
+        with open(os.environ["CONSUMERS_TABLE"], "a") as out:
+            out.write(f"{name}: {text}\n")
+
+
+def test_the_real_op_ends_the_model_in_the_consumers_order(tpu_models):
+    from ai_edge_litert.interpreter import Interpreter
+    _, detections = tpu_models
+    interpreter = Interpreter(str(detections))
+    interpreter.allocate_tensors()
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert ops.count("TFLite_Detection_PostProcess") == 1 and "DEQUANTIZE" not in ops
+    outputs = interpreter.get_output_details()
+    assert [(o["name"], o["shape"].tolist(), o["dtype"]) for o in outputs] == [
+        ("boxes", [1, 100, 4], np.float32), ("classes", [1, 100], np.float32), ("scores", [1, 100], np.float32),
+        ("count", [1], np.float32)]
+    signature = interpreter._get_full_signature_list()["serving_default"]["outputs"]
+    names = {o["index"]: o["name"] for o in outputs}
+    assert [names[signature[f"output_{n}"]] for n in range(4)] == ["count", "scores", "classes", "boxes"]
+
+
+def test_edge_tpu_report_maps_everything_but_the_op(tpu_models):
+    report = edgetpu_check.check(tpu_models[1])
+    assert report.all_mapped, report.format()
+    assert [(op.name, op.status) for op in report.ops if not op.mapped] == [
+        ("TFLite_Detection_PostProcess", edgetpu_check.EXPECTED_ON_CPU)]
+    assert {"LOGISTIC", "MUL", "ADD", "STRIDED_SLICE", "RESHAPE"} <= {op.name for op in report.ops}
+    result = subprocess.run([sys.executable, "-m", "utils.edgetpu_check", str(tpu_models[1]), "--strict"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "CPU, expected (last op)" in result.stdout, result.stdout + result.stderr
+
+
+def test_the_toolkit_runs_both_kinds_of_model_alike(tpu_models, tmp_path):
+    """inference.py on the detections model against the heads model: same objects, boxes within a few pixels."""
+    heads, detections = Detector(tpu_models[0], COCO), Detector(tpu_models[1], COCO, threshold=0.1)
+    images = [cv2.imread(str(p)) for p in scoring_images(tmp_path)]
+    reference, found = [heads.detect(i) for i in images], [detections.detect(i) for i in images]
+    map50, map95 = agreement(reference, found, [(i.shape[1], i.shape[0]) for i in images])
+    record("toolkit, detections vs heads", f"mAP@0.5 {map50:.4f}, mAP@[.5:.95] {map95:.4f}, "
+                                            f"largest box difference {largest_box_difference(reference, found):.1f} px")
+    assert map50 >= 0.99, (map50, map95)
+
+
+@pytest.mark.parametrize("cfg_name, size, kind, threshold", [
+    ("yolov3-tiny.cfg", (416, 416), "real", 0.3), ("yolov3-tiny.cfg", (320, 192), "real", 0.3),
+    ("yolov3-tiny.cfg", (416, 416), "real, scale_x_y", 0.3),
+    ("yolov4-tiny.cfg", (416, 416), "random", 0.27), ("yolov4-tiny.cfg", (352, 224), "random", 0.27)])
+def test_float_op_boxes_equal_our_decoder(model_factory, build_dir, weights, cfg_name, size, kind, threshold,
+                                          tmp_path):
+    """--float --outputs detections: the op's boxes are Darknet's (our decoder's) within 1e-4 of the
+    input size on every detection above 0.3, square and non-square, with scale_x_y = 1.05 (YOLOv4-tiny's):
+    on the real Tiny YOLOv3 weights with YOLOv4-tiny's head setting, and on YOLOv4-tiny itself with
+    random weights (whose scores all lie near 0.25: there, above 0.27)."""
+    cfg = build_dir / f"{cfg_name[:-4]}-{size[0]}x{size[1]}-{kind.replace(', ', '-')}.cfg"
+    text = sized_cfg_text(MODEL_DATA / cfg_name, size)
+    cfg.write_text(text.replace("[yolo]", "[yolo]\nscale_x_y = 1.05") if "scale_x_y" in kind else text)
+    weights_path = weights
+    if kind == "random":
+        weights_path = build_dir / f"{cfg_name[:-4]}-random.weights"
+        if not weights_path.exists():
+            write_weights(weights_path, conv_layouts(parse_cfg(cfg)), np.random.default_rng(5))
+    name = cfg.stem
+    heads = Detector(model_factory(f"{name}_float", [], ["--float"], cfg=cfg, weights_path=weights_path),
+                     threshold=threshold)
+    detections = Detector(model_factory(f"{name}_det_float", [], ["--float", *DETECTIONS, "--max-detections", "1000",
+                                                                  "--score-threshold", str(threshold)],
+                                        cfg=cfg, weights_path=weights_path), threshold=threshold)
+    compared = 0
+    for path in scoring_images(tmp_path):
+        image = cv2.imread(str(path))
+        ours, theirs = heads.detect(image), detections.detect(image)
+        # Random weights make heaps of near-identical boxes at near-equal scores, where the two NMS
+        # implementations may settle one tie differently; real weights must give the same list.
+        assert len(ours) - len(theirs) in ((0,) if kind.startswith("real") else (0, 1)), (path.name, len(ours),
+                                                                                        len(theirs))
+        box = Letterbox.fit((image.shape[1], image.shape[0]), size)
+        scale = max(box.image_size[0] / box.new_size[0], box.image_size[1] / box.new_size[1]) * max(size)
+        for b, s, c in zip(theirs.boxes, theirs.scores, theirs.class_ids):
+            same = (ours.class_ids == c) & (np.abs(ours.scores - s) < 1e-4)
+            assert same.any(), (path.name, c, s)
+            assert np.abs(ours.boxes[same] - b).max(1).min() <= 1e-4 * scale, (path.name, c, s)
+            compared += 1
+    assert compared >= 5
+
+
+def test_task_library_object_detector_runs_it_by_its_metadata(task_library_python, tpu_models, tmp_path):
+    """tflite_support.task.vision.ObjectDetector (0.4.4) loads the int8 detections model by its metadata
+    alone; on images already letterboxed to the network size (its own resize then does nothing) its
+    boxes, labels and scores agree with inference.py on the heads model."""
+    heads = Detector(tpu_models[0], COCO)
+    paths = scoring_images(tmp_path)
+    prepare = heads.adapters[0].prepare  # uint8 at scale 1/255: the tensor is the letterboxed RGB image
+    arrays, boxes_of, images = [], [], []
+    for number, path in enumerate(paths):
+        image = cv2.imread(str(path))
+        tensor, box = prepare(image)
+        assert heads.engine.input.scale == pytest.approx(1 / 255) and heads.engine.input.zero_point == 0
+        arrays.append(tmp_path / f"{number}.npy")
+        np.save(arrays[-1], tensor[0])
+        boxes_of.append(box)
+        images.append(image)
+    result = subprocess.run([task_library_python, str(ROOT / "tests" / "task_library_detect.py"), str(tpu_models[1]),
+                             *map(str, arrays)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = (MODEL_DATA / "coco.names").read_text().splitlines()
+    found, reference = [], []
+    for line, box, image in zip(result.stdout.splitlines(), boxes_of, images):
+        entries = json.loads(line)
+        assert all(label == names[index] for index, label, _, _ in entries)  # labels from the packed file
+        xywh = np.array([e[3] for e in entries], np.float64).reshape(-1, 4) / 416
+        centre_size = np.c_[xywh[:, :2] + xywh[:, 2:] / 2, xywh[:, 2:]]
+        found.append(Detections(box.to_image(centre_size), np.array([e[2] for e in entries], np.float32),
+                                np.array([e[0] for e in entries], np.int64)).clipped(box.image_size))
+        reference.append(heads.detect(image))
+    assert len(found) == len(paths)
+    map50, map95 = agreement(reference, found, [b.image_size for b in boxes_of])
+    record("Task Library ObjectDetector vs inference.py (heads model)",
+           f"{len(paths)} images, mAP@0.5 {map50:.4f}, mAP@[.5:.95] {map95:.4f}, "
+           f"largest box difference {largest_box_difference(reference, found):.1f} px")
+    assert map50 >= 0.99, (map50, map95)
+
+
+def test_frigate_and_pycoral_read_the_same_objects(tpu_models, tmp_path):
+    """Frigate's and pycoral's readings of the outputs (tests/consumers.py) find what inference.py finds
+    with the heads model."""
+    from ai_edge_litert.interpreter import Interpreter
+    # Frigate keeps scores >= 0.4 itself: its reference is the heads model's detections >= 0.5.
+    heads, strict_heads = Detector(tpu_models[0], COCO), Detector(tpu_models[0], COCO, threshold=FRIGATE_MIN_SCORE + 0.1)
+    interpreter = Interpreter(str(tpu_models[1]))
+    interpreter.allocate_tensors()
+    prepare = heads.adapters[0].prepare
+    frigate, pycoral, reference, strict, sizes = [], [], [], [], []
+    for path in scoring_images(tmp_path):
+        image = cv2.imread(str(path))
+        tensor, box = prepare(image)
+        rows = frigate_detect_raw(interpreter, tensor)
+        rows = rows[rows[:, 1] > 0]
+        yxyx = rows[:, 2:6].astype(np.float64)
+        frigate.append(Detections(box.to_image(np.c_[(yxyx[:, 1] + yxyx[:, 3]) / 2, (yxyx[:, 0] + yxyx[:, 2]) / 2,
+                                                     yxyx[:, 3] - yxyx[:, 1], yxyx[:, 2] - yxyx[:, 0]]),
+                                  rows[:, 1].astype(np.float32), rows[:, 0].astype(np.int64)).clipped(box.image_size))
+        objects = pycoral_get_objects(interpreter, 0.1)
+        xyxy = np.array([o.bbox for o in objects], np.float64).reshape(-1, 4) / 416
+        pycoral.append(Detections(box.to_image(np.c_[(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]]),
+                                  np.array([o.score for o in objects], np.float32),
+                                  np.array([o.id for o in objects], np.int64)).clipped(box.image_size))
+        reference.append(heads.detect(image))
+        strict.append(strict_heads.detect(image))
+        sizes.append(box.image_size)
+    for name, found, truth in (("Frigate", frigate, strict), ("pycoral", pycoral, reference)):
+        map50, map95 = agreement(truth, found, sizes)
+        record(f"{name}'s reading vs inference.py (heads model)",
+               f"mAP@0.5 {map50:.4f}, mAP@[.5:.95] {map95:.4f}, "
+               f"largest box difference {largest_box_difference(truth, found):.1f} px")
+        assert map50 >= 0.99, (name, map50, map95)
+
+
+def test_readme_pycoral_snippet_runs_with_pycorals_reading(tpu_models, tmp_path):
+    """README's pycoral snippet (ten lines), run against pycoral 2.0's functions as tests/consumers.py
+    has them, on LiteRT; the uncompiled model stands in for the _edgetpu file (no compiler here)."""
+    from consumers import PYCORAL_MODULES
+    section = (ROOT / "README.md").read_text().split("## Use the model in pycoral", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([line for line in snippet.splitlines() if line.strip()]) <= 10
+    for name, text in PYCORAL_MODULES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "yolov3-tiny-tpu-det_edgetpu.tflite").write_bytes(tpu_models[1].read_bytes())
+    (tmp_path / "model_data" / "samples").mkdir(parents=True)
+    (tmp_path / "model_data" / "samples" / "dog.jpg").write_bytes((MODEL_DATA / "samples" / "dog.jpg").read_bytes())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "tests")])}
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = {int(line.split()[0]) for line in result.stdout.splitlines()}
+    assert {1, 2, 16} <= found, result.stdout  # bicycle, car, dog
