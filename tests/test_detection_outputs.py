@@ -136,9 +136,12 @@ def test_the_toolkit_runs_both_kinds_of_model_alike(tpu_models, tmp_path):
     images = [cv2.imread(str(p)) for p in scoring_images(tmp_path)]
     reference, found = [heads.detect(i) for i in images], [detections.detect(i) for i in images]
     map50, map95 = agreement(reference, found, [(i.shape[1], i.shape[0]) for i in images])
+    largest = largest_box_difference(reference, found)
     record("toolkit, detections vs heads", f"mAP@0.5 {map50:.4f}, mAP@[.5:.95] {map95:.4f}, "
-                                            f"largest box difference {largest_box_difference(reference, found):.1f} px")
-    assert map50 >= 0.99, (map50, map95)
+                                            f"largest box difference {largest:.1f} px")
+    # Once, a method's narrower range on the score tensor capped a 0.90 person at 0.67 and NMS kept
+    # another box 22 pixels shorter: the scores cover [0, 1] and the encodings their calibrated range.
+    assert map50 >= 0.99 and map95 >= 0.95 and largest <= 8, (map50, map95, largest)
 
 
 @pytest.mark.parametrize("cfg_name, size, kind, threshold", [

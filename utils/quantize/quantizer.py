@@ -79,13 +79,26 @@ def calibrated(model: keras.Model, dataset: Callable, io_type: str = "uint8", me
         interpreter_for = lambda **options: interpreter_api("litert").interpreter(  # noqa: E731
             "xnnpack", num_threads=os.cpu_count(), **options)
         chosen = ranges.measure(model_bytes, dataset, method, interpreter_for)
-    if post and head_range:
-        graph = tflite_model.unpack(model_bytes).subgraphs[0]
-        shapes = {(1, h.grid[1], h.grid[0], c) for h, c in zip(meta.heads, meta.channels_per_head())
-                  if tuple(h.grid) in logit_heads(meta)}
-        chosen.update({index: head_range for index in ranges.ranged_tensors(graph)
-                       if tuple(graph.tensors[index].shape if graph.tensors[index].shape is not None else ()) in shapes})
+    if post:
+        chosen.update(detection_ranges(tflite_model.unpack(model_bytes).subgraphs[0], meta, head_range))
     return ranges.apply(model_bytes, chosen) if chosen else model_bytes
+
+
+def detection_ranges(graph, meta: YoloMeta, head_range: tuple[float, float] | None) -> dict[int, tuple[float, float]]:
+    """Ranges for a model ending in TFLite_Detection_PostProcess: the logit heads inside get
+    ``head_range``; the box encodings after them keep their calibrated min/max (a narrower range
+    would clip the boxes of objects at the frame's edge), and the class scores cover [0, 1] (a
+    calibrated maximum under 1 would cap every higher score)."""
+    heads = {(1, h.grid[1], h.grid[0], c) for h, c in zip(meta.heads, meta.channels_per_head())
+             if tuple(h.grid) in logit_heads(meta)}
+    chosen = {}
+    for index, recorded in ranges.ranged_tensors(graph).items():
+        shape = tuple(graph.tensors[index].shape) if graph.tensors[index].shape is not None else ()
+        if shape in heads and head_range:
+            chosen[index] = head_range
+        elif len(shape) == 3:  # [1, candidates, k]: the decoding after the heads
+            chosen[index] = (0.0, 1.0) if shape[2] == meta.classes and recorded[0] >= 0 else recorded
+    return chosen
 
 
 def quantize_calibrated(model_bytes: bytes, io_type: str = "uint8", numeric_verify: bool = False,
