@@ -207,27 +207,41 @@ def standin_edgetpu(tmp_path_factory) -> Path:
     return library
 
 
-@pytest.fixture(scope="session")
-def tflite_runtime_python() -> str:
-    """The Python of .venv-tflite-runtime, made from requirements-tflite-runtime.txt (tflite_runtime,
-    numpy 1.x; no LiteRT, no TensorFlow) plus pytest, as `make .venv-tflite-runtime/.installed` makes
-    it: rebuilt when the file is newer. Under CI a failed install is an error, elsewhere a skip."""
-    requirements = ROOT / "requirements-tflite-runtime.txt"
-    if sys.version_info >= (3, 12):
-        pytest.skip("tflite-runtime 2.14 has no wheel for Python 3.12 or newer")
-    venv = ROOT / ".venv-tflite-runtime"
+def venv_python(name: str, requirements: Path, *extra: str) -> str:
+    """The Python of ROOT/NAME, a venv made from ``requirements`` (and ``extra`` packages) as the
+    Makefile's NAME/.installed target makes it: rebuilt when the file is newer, once for parallel
+    workers. Under CI a failed install is an error, elsewhere a skip."""
+    venv = ROOT / name
     marker, python = venv / ".installed", venv / "bin" / "python"
-    with model_cache.locked(ROOT / ".venv-tflite-runtime.lock"):  # parallel workers build it once
+    with model_cache.locked(ROOT / f"{name}.lock"):
         if not marker.exists() or marker.stat().st_mtime < requirements.stat().st_mtime:
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements),
-                                     "pytest>=8,<10"], capture_output=True, text=True)
+            result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements), *extra],
+                                    capture_output=True, text=True)
             if result.returncode != 0:
                 if os.environ.get("CI") == "true":
                     raise AssertionError(f"cannot install {requirements.name}:\n{result.stderr}")
                 pytest.skip(f"cannot install {requirements.name}: {result.stderr.strip().splitlines()[-1:]}")
             marker.touch()
     return str(python)
+
+
+@pytest.fixture(scope="session")
+def tflite_runtime_python() -> str:
+    """.venv-tflite-runtime: requirements-tflite-runtime.txt (tflite_runtime, numpy 1.x; no LiteRT,
+    no TensorFlow) plus pytest."""
+    if sys.version_info >= (3, 12):
+        pytest.skip("tflite-runtime 2.14 has no wheel for Python 3.12 or newer")
+    return venv_python(".venv-tflite-runtime", ROOT / "requirements-tflite-runtime.txt", "pytest>=8,<10")
+
+
+@pytest.fixture(scope="session")
+def task_library_python() -> str:
+    """.venv-task-library: requirements-task-library.txt (the TFLite Task Library, tflite-support
+    0.4.4, numpy 1.x)."""
+    if sys.version_info >= (3, 12) or sys.platform != "linux":
+        pytest.skip("tflite-support 0.4.4 has Linux wheels for Python 3.9 to 3.11 only")
+    return venv_python(".venv-task-library", ROOT / "requirements-task-library.txt")
 
 
 # The longest tests first, so that parallel workers (make test runs two) finish together rather

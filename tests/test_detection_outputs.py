@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from consumers import FRIGATE_MIN_SCORE, frigate_detect_raw, pycoral_get_objects
 
-from conftest import MODEL_DATA, ROOT, model_cache, sample_paths, sized_cfg_text
+from conftest import MODEL_DATA, ROOT, sample_paths, sized_cfg_text
 from utils.darknet.cfg import conv_layouts, parse_cfg
 from utils.darknet.reference import reference_photos
 from utils.darknet.weights import write_weights
@@ -37,28 +37,6 @@ def tpu_models(model_factory):
     """The real Tiny YOLOv3 as PReLU (the Edge TPU model), int8 with raw heads and with detection outputs."""
     return (model_factory("tiny_prelu_int8", ["--leaky", "prelu"], []),
             model_factory("tiny_prelu_det_int8", ["--leaky", "prelu"], DETECTIONS + CANDIDATES))
-
-
-@pytest.fixture(scope="session")
-def task_library_python() -> str:
-    """.venv-task-library from requirements-task-library.txt (tflite-support 0.4.4, numpy 1.x), as
-    `make .venv-task-library/.installed` makes it. Under CI a failed install is an error, elsewhere a skip."""
-    requirements = ROOT / "requirements-task-library.txt"
-    if sys.version_info >= (3, 12) or sys.platform != "linux":
-        pytest.skip("tflite-support 0.4.4 has Linux wheels for Python 3.9 to 3.11 only")
-    venv = ROOT / ".venv-task-library"
-    marker, python = venv / ".installed", venv / "bin" / "python"
-    with model_cache.locked(ROOT / ".venv-task-library.lock"):
-        if not marker.exists() or marker.stat().st_mtime < requirements.stat().st_mtime:
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-                                    capture_output=True, text=True)
-            if result.returncode != 0:
-                if os.environ.get("CI") == "true":
-                    raise AssertionError(f"cannot install {requirements.name}:\n{result.stderr}")
-                pytest.skip(f"cannot install {requirements.name}: {result.stderr.strip().splitlines()[-1:]}")
-            marker.touch()
-    return str(python)
 
 
 def scoring_images(tmp_path: Path) -> list[Path]:
