@@ -255,3 +255,13 @@ def test_readme_pycoral_snippet_runs_with_pycorals_reading(tpu_models, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     found = {int(line.split()[0]) for line in result.stdout.splitlines()}
     assert {1, 2, 16} <= found, result.stdout  # bicycle, car, dog
+
+
+def test_the_op_runs_single_threaded_here(tpu_models):
+    """TFLite's TFLite_Detection_PostProcess loses detections when its interpreter runs 2 threads (LiteRT
+    2.3 and tflite_runtime 2.14; every tensor before it is identical): the engine runs it with one."""
+    image = cv2.imread(str(MODEL_DATA / "samples" / "dog.jpg"))
+    one, two = (Detector(tpu_models[1], COCO, threads=t) for t in (1, 2))
+    assert two.engine.threads == 1
+    a, b = one.detect(image), two.detect(image)
+    assert a.class_ids.tolist() == b.class_ids.tolist() and 2 in a.class_ids.tolist()  # the car is there

@@ -16,6 +16,8 @@ from utils.runtime.interpreters import interpreter_api
 from utils.runtime.tensors import TensorInfo
 from utils.tflite import model as tflite_model
 
+DETECTION_POST_PROCESS = "TFLite_Detection_PostProcess"
+
 
 def _info(detail: dict) -> TensorInfo:
     scale, zero_point = detail["quantization"]
@@ -34,6 +36,10 @@ class Engine:
         if self.compiled and not edge_tpu:
             raise UserError(f"model {self.path} is compiled for the Edge TPU (it contains an edgetpu-custom-op) "
                             "and cannot run on the CPU: add --edge_tpu, or use the uncompiled .tflite")
+        if threads != 1 and DETECTION_POST_PROCESS in tflite_model.custom_ops(self.data):
+            # TFLite's TFLite_Detection_PostProcess loses detections with 2 threads (LiteRT 2.3 and
+            # tflite_runtime 2.14: the top car of dog.jpg vanishes; every other tensor is identical).
+            threads = 1
         api = interpreter_api(runtime)
         self.runtime, self.kernels, self.device = api.runtime, kernels or api.default_kernels(), device
         self.threads, self.edge_tpu = threads, edge_tpu

@@ -124,7 +124,12 @@ def set_metadata(model, name: str, payload: bytes) -> None:
     model.metadata = [m for m in (model.metadata or []) if named(m) != name] + [entry]
 
 
+def custom_ops(data: bytes) -> set[str]:
+    """The names of the model's custom ops."""
+    return {name for name in (code.string(OPERATOR_CODE["custom_code"]) for code in root(data).nodes(MODEL["operator_codes"]))
+            if name}
+
+
 def is_compiled_for_edgetpu(data: bytes) -> bool:
     """True when the model holds an ``edgetpu-custom-op`` (output of edgetpu_compiler)."""
-    return any(code.string(OPERATOR_CODE["custom_code"]) == EDGETPU_CUSTOM_OP
-               for code in root(data).nodes(MODEL["operator_codes"]))
+    return EDGETPU_CUSTOM_OP in custom_ops(data)
