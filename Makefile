@@ -80,7 +80,7 @@ coverage: $(VENV)/.installed darknet test-servers
 	$(PY) -m coverage report --format=markdown
 
 # Inference on Raspberry Pi OS 64-bit under qemu-user, compared with this machine value for value (as
-# root on x86-64 Debian/Ubuntu; about half an hour): CPU=cortex-a72 is a Pi 4, CPU=cortex-a76 a Pi 5.
+# root on x86-64 Debian/Ubuntu; about 15 minutes): CPU=cortex-a72 is a Pi 4, CPU=cortex-a76 a Pi 5.
 CPU ?= cortex-a72
 check-arm64: $(VENV)/.installed .venv-tflite-runtime/.installed
 	$(PY) bench/check_arm64.py --cpu $(CPU)

@@ -9,7 +9,8 @@ Pi OS Bookworm 64-bit is built on: Python 3.11, glibc 2.36) and, inside it, inst
 requirements-infer.txt and requirements-tflite-runtime.txt with pip as a Pi user would. Then it runs
 the int8 Tiny YOLOv3 (leaky kept, and PReLU) on the photos with each kernel set and with
 tflite_runtime, on both machines, and compares the input tensors, the raw int8 heads and
-inference.py's JSON. Too slow for ``make test`` (about half an hour, mostly pip under emulation).
+inference.py's JSON. Too slow for ``make test``: about 13 minutes with the root kept (building it adds about 4),
+mostly the reference kernels under emulation.
 
 Two emulation pitfalls are handled: qemu passes the host's x86 /proc/cpuinfo through, on which
 LiteRT crashes, so a Pi's is mounted over it; and qemu's default CPU advertises SVE2/SME, with which
