@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OUT ?= out
 CFG ?= model_data/yolov3-tiny.cfg
 
-.PHONY: demo test test-fast lint coverage weights bench clean darknet test-servers check-arm64
+.PHONY: demo test test-fast lint coverage weights bench clean darknet test-servers compiler check-arm64
 
 $(VENV)/.installed: requirements-infer.txt requirements-convert.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,14 +57,21 @@ test-servers:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(RTSP_PACKAGES) >/dev/null; \
 	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: GStreamer's RTSP server not installed; the RTSP tests will be skipped"; }
 
+# A C compiler builds the stand-in Edge TPU library (utils/testing/standin_edgetpu.c) the Edge TPU tests use.
+compiler:
+	@command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; \
+	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: no C compiler; the Edge TPU tests will be skipped"; }
+
 # Two workers (pytest-xdist); built models are kept between runs in ~/.cache/tinyyolo-edgetpu/test-models
 # (tests/model_cache.py: keyed by the code and inputs, so any change rebuilds).
 PYTEST := $(PY) -m pytest -q -n 2 --dist worksteal
 
-test: $(VENV)/.installed darknet test-servers
+test: $(VENV)/.installed darknet test-servers compiler
 	$(PYTEST) tests
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed compiler
 	$(PYTEST) -m "not slow" tests
 
 # ruff, as configured in pyproject.toml (CI runs it before the tests).
@@ -73,7 +80,7 @@ lint: $(VENV)/.installed
 
 # Line coverage of utils/, child processes (the scripts) included. The model cache is off: a
 # cached model would skip the conversion code it measures.
-coverage: $(VENV)/.installed darknet test-servers
+coverage: $(VENV)/.installed darknet test-servers compiler
 	rm -f .coverage .coverage.*
 	TINYYOLO_TEST_CACHE=off $(PY) -m coverage run -m pytest -q -n 2 tests
 	$(PY) -m coverage combine -q

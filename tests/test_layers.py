@@ -18,7 +18,7 @@ RANKS = {  # lowest first
     "runtime": 2,
     "yolo": 3,
     "media": 4, "darknet": 4,
-    "quantize": 5, "evaluation": 5,
+    "quantize": 5, "evaluation": 5, "testing": 5,  # testing: the stand-in Edge TPU, for tests and benches
     "entry": 6,       # the documented short names
 }
 BASE = {"errors", "console", "files", "machine"}
