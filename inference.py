@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from utils.console import add_verbose, plural, quiet_libraries
-from utils.errors import ArgumentParser, UserError, graceful_interrupt, run_cli
+from utils.errors import ArgumentParser, DeviceError, UserError, graceful_interrupt, run_cli
 from utils.runtime.edgetpu import device_names
 from utils.runtime.interpreters import KERNELS
-from utils.yolo.options import iou_problem, threshold_problem
+from utils.yolo.options import iou_problem, reconnect_problem, threshold_problem
 
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 
@@ -43,8 +43,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--nms", choices=("greedy", "diou"), help="NMS rule: greedy (Darknet's do_nms_sort, IoU) "
                         "or diou (diounms_sort, for models whose [yolo] sets nms_kind) (default: the model's own)")
     parser.add_argument("--edge_tpu", action="store_true", help="run on a Coral Edge TPU (needs libedgetpu)")
-    parser.add_argument("--device", help="Edge TPU(s): usb:0, pci:0, a list usb:0,usb:1 (frames are dealt "
-                        "round-robin, results stay in order) or all (default: the first found)")
+    parser.add_argument("--device", help="Edge TPU(s): usb:0, pci:0, a list usb:0,usb:1 (each device takes the "
+                        "next frame when free, results stay in order) or all (default: the first found)")
     parser.add_argument("--list-devices", action="store_true", help="print the Edge TPUs the runtime sees and exit")
     parser.add_argument("--quant", action="store_true", help="expect a quantized model (checked against the model)")
     parser.add_argument("--runtime", choices=("auto", "litert", "tflite_runtime", "tensorflow"), default="auto",
@@ -62,7 +62,8 @@ def parse_args() -> argparse.Namespace:
     source.add_argument("--video", metavar="FILE|URL", help="video file, or a network stream: rtsp://, rtsps://, "
                         "http(s):// (MJPEG); credentials in the URL are never printed")
     parser.add_argument("--reconnect", type=int, metavar="N", help="attempts to reopen a live source (camera or "
-                        "stream) that drops, with backoff up to 8 s (default: keep trying; files: never)")
+                        "stream) or an Edge TPU that drops, with backoff from 0.5 s up to 8 s (default: keep "
+                        "trying; file sources: never)")
     parser.add_argument("--segment-minutes", type=float, metavar="M", help="write --output video in complete files "
                         "of M minutes each (NAME_0001.mp4, ...), so a days-long run never holds one growing file")
     parser.add_argument("--output", type=Path, help="save annotated results: an image file, a directory (the "
@@ -73,8 +74,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="one JSON object per image/frame on stdout")
     parser.add_argument("--no-display", action="store_true", help="never open a window")
     add_verbose(parser)
+    parser.epilog += ("\n\nEdge TPU faults: an invoke that fails is retried once on the same device. If it fails "
+                      "again,\nthe device is closed and its frames go to the other --device entries (or wait), in "
+                      "order,\nnone lost or doubled. It is reopened after 0.5, 1, 2 ... 8 s; --reconnect N caps the "
+                      "attempts.\nWith no device left the run ends with exit status 1, its outputs complete. One "
+                      "stderr line\nper event; --json marks a frame that failed first with failed_on and ms.lost.")
     parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (each named on stderr, the "
-                      "others processed) or a live stream did not come back; 2 bad input, nothing done, or an "
+                      "others processed), a live stream did not come back or no Edge TPU was left; 2 bad input, nothing done, or an "
                       "output (stdout included) could not be written; 130 interrupted (outputs completed); 141 "
                       "stdout closed by its reader.")
     args = parser.parse_args()
@@ -87,8 +93,6 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     if args.device and not args.edge_tpu:
         parser.error("--device names an Edge TPU: add --edge_tpu")
-    if args.reconnect is not None and args.reconnect < 0:
-        parser.error("--reconnect must be 0 or more")
     if args.segment_minutes is not None and not (args.segment_minutes > 0 and args.output and not args.image):
         parser.error("--segment-minutes needs a positive number of minutes and a video --output")
     if args.save_txt and not args.image:
@@ -98,7 +102,8 @@ def parse_args() -> argparse.Namespace:
             device_names(args.device)
         except UserError as error:
             parser.error(str(error))
-    problem = threshold_problem(args.threshold, "-t") or iou_problem(args.iou, "--iou")
+    problem = (threshold_problem(args.threshold, "-t") or iou_problem(args.iou, "--iou")
+               or reconnect_problem(args.reconnect, "--reconnect"))
     if problem:
         parser.error(problem)
     if not 1 <= args.threads <= MAX_THREADS:
@@ -111,7 +116,7 @@ def load(args: argparse.Namespace):
 
     detector = Detector(args.model, args.classes, args.threshold, args.iou, runtime=args.runtime,
                         kernels=args.kernels, threads=args.threads, edge_tpu=args.edge_tpu, device=args.device,
-                        anchors=args.anchors, nms=args.nms)
+                        anchors=args.anchors, nms=args.nms, reconnect=args.reconnect)
     if args.quant and not detector.engine.quantized:
         raise UserError(f"--quant given, but model {args.model} has a float32 input: quantize it with "
                         "keras_to_tflite_quant.py or drop --quant")
@@ -135,7 +140,11 @@ def record(frame, detections, timing, names) -> dict:
     ms = {"pre": round(timing.pre, 3), "invoke": round(timing.invoke, 3), "post": round(timing.post, 3)}
     if timing.setup:
         ms["setup"] = round(timing.setup, 3)
+    if timing.failed_on:
+        ms["lost"] = round(timing.lost, 3)
     device = {"device": timing.device} if timing.device else {}
+    if timing.failed_on:
+        device["failed_on"] = timing.failed_on
     stamp = ({"time": datetime.fromtimestamp(frame.time, timezone.utc).isoformat(timespec="milliseconds")}
              if frame.time is not None else {})
     return {"source": frame.source, "frame": frame.index, **stamp, **device,
@@ -187,7 +196,8 @@ def main() -> int:
     display = not args.no_display and media.display_available()
 
     totals, setup, count, started = [0.0, 0.0, 0.0], 0.0, 0, time.perf_counter()
-    keep_video = False  # an error discards the video; the end of the stream or Ctrl-C completes it
+    keep_video = False  # an error discards the video; the end of the stream, Ctrl-C or a lost device completes it
+    device_lost = None
     try:
         with graceful_interrupt() as interrupted, closing(detector.detect_stream(frames, lambda f: f.image)) as results:
             for frame, detections, timing in results:
@@ -219,6 +229,8 @@ def main() -> int:
                 if interrupted.is_set():
                     break
         keep_video = True
+    except DeviceError as error:  # every Edge TPU failed and did not come back: the output so far stands
+        keep_video, device_lost = True, error
     except KeyboardInterrupt:
         keep_video = True
         raise
@@ -227,6 +239,10 @@ def main() -> int:
             sink.close(keep_video)
             if keep_video and sink.frames:
                 print(f"wrote {sink.describe()}", file=sys.stderr if args.json else sys.stdout)
+    if device_lost:
+        print(f"{device_lost}; stopped after {plural(count, 'frame' if stream else 'image')}, the output is complete "
+              "up to there (exit status 1)", file=sys.stderr)
+        return 1
     if interrupted.is_set():
         print(f"interrupted after {plural(count, 'frame' if stream else 'image')}; the output is complete up to there",
               file=sys.stderr)

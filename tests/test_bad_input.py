@@ -1049,13 +1049,14 @@ def test_detector_detects_on_images_too_thin_to_letterbox(models):
     ({"threshold": float("nan")}, "threshold must be strictly between 0 and 1 (got nan)"),
     ({"iou": 2}, "iou must be above 0 and at most 1 (got 2)"),
     ({"iou": 0}, "iou must be above 0 and at most 1 (got 0)"),
+    ({"reconnect": -1}, "reconnect must be 0 or more attempts (got -1)"),
 ])
 def test_detector_and_flags_share_one_validation(models, tmp_path, options, message):
     from utils.detector import Detector
     from utils.errors import UserError
     with pytest.raises(UserError, match=re.escape(message)):
         Detector(models.tflite, **options)
-    flag = {"threshold": "-t", "iou": "--iou"}[next(iter(options))]
+    flag = {"threshold": "-t", "iou": "--iou", "reconnect": "--reconnect"}[next(iter(options))]
     value = f"{next(iter(options.values())):g}"
     result = run(tmp_path, [*INFER, "--model", str(models.tflite), "--classes", str(MODEL_DATA / "coco.names"),
                             "--image", "x.jpg", flag, value], process=False)

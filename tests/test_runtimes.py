@@ -151,7 +151,7 @@ def test_device_names_are_checked(standin):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_frames_are_dealt_round_robin_and_come_out_in_order(request, runtime, int8_model, standin, tmp_path):
+def test_frames_are_shared_between_devices_and_come_out_in_order(request, runtime, int8_model, standin, tmp_path):
     python = python_for(runtime, request)
     clip = MODEL_DATA / "samples" / "clip.mp4"
     common = ("--model", str(int8_model), "--classes", str(MODEL_DATA / "coco.names"), "--json",
@@ -162,7 +162,7 @@ def test_frames_are_dealt_round_robin_and_come_out_in_order(request, runtime, in
     assert single.returncode == 0 and both.returncode == 0, single.stderr + both.stderr
     records = [json.loads(line) for line in both.stdout.splitlines()]
     assert [r["frame"] for r in records] == list(range(24))
-    assert [r["device"] for r in records] == ["usb:0", "usb:1"] * 12
+    assert {r["device"] for r in records} == {"usb:0", "usb:1"}  # each takes the next frame when free
     assert [r["detections"] for r in records] == [r[2] for r in detections_of(single.stdout)]
     assert sorted(standin.log.read_text().splitlines()) == ["create device=usb:0", "create device=usb:1",
                                                             "destroy", "destroy"]
@@ -190,30 +190,3 @@ def test_the_loop_is_pipelined_only_when_invoke_leaves_a_core_free(monkeypatch, 
     assert bool(calls) == pipelined
     assert [image is item for image, (item, _, _) in zip(images, results)] == [True] * len(images)
     assert [list(d) for _, d, _ in results] == [list(detector.detect(image)) for image in images]
-
-
-def test_round_robin_keeps_order_and_drains(tmp_path):
-    """The pool itself: uneven worker times, results still in order; closing early waits for work in flight."""
-    import threading
-    import time
-
-    from utils.runtime.device_pool import round_robin
-    done = []
-
-    def worker(delay):
-        def work(item):
-            time.sleep(delay)
-            done.append(item)
-            return item * 10, threading.current_thread().name
-        return work
-    results = list(round_robin([worker(0.02), worker(0.0), worker(0.01)], range(10)))
-    assert [item for item, _, _ in results] == list(range(10))
-    assert [value for _, (value, _), _ in results] == [i * 10 for i in range(10)]
-    assert [number for _, _, number in results] == [i % 3 for i in range(10)]
-    assert len({name for _, (_, name), _ in results}) == 3
-    done.clear()
-    stream = round_robin([worker(0.02), worker(0.02)], range(100))
-    next(stream)
-    stream.close()
-    time.sleep(0.05)
-    assert len(done) < 10 and len(done) == len(set(done))  # no more work after close, nothing half-done

@@ -15,6 +15,15 @@ class UserError(Exception):
     """Bad input from the user: reported as one line on stderr, exit status 2."""
 
 
+class DeviceError(UserError):
+    """An Edge TPU that cannot be used: not found when opened, or failed and not back within the
+    reconnect policy. One line; ``reason`` is libedgetpu's own words."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (``prog: error: …``), not a usage block."""
 

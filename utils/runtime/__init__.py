@@ -1,1 +1,1 @@
-"""Running models, YOLO-free: interpreters and kernels, Edge TPU delegate and devices, Keras engine, pool, pipeline."""
+"""Running models, YOLO-free: interpreters and kernels, Edge TPU delegate and devices, fault policy, Keras engine, pool, pipeline."""

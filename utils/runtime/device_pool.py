@@ -1,43 +1,114 @@
-"""Deal a stream of work round-robin to several devices, one thread each, results in input order.
+"""Share a stream of work between several devices, one thread each, results in input order.
 
-Each worker is a callable bound to its own device (its own interpreter and buffers), so workers
-never share state. ``invoke()`` releases the GIL, so while one Edge TPU computes, the others can
-be fed. With one worker nothing is threaded.
+Each device takes the next item when it is free, so a slow or failing device holds nothing up.
+An item whose device goes down goes back to the front of the queue for the devices still up (or
+for this one when it is back); the down device reopens in its own thread meanwhile. Nothing is
+lost or done twice: an item is queued again only when no result came from it. ``invoke()``
+releases the GIL, so while one Edge TPU computes, the others are fed.
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from utils.errors import DeviceError
+from utils.runtime.device import Device, DeviceDown
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-def round_robin(workers: Sequence[Callable[[Item], Result]], items: Iterable[Item],
-                depth: int = 2) -> Iterator[tuple[Item, Result, int]]:
-    """(item, result, worker number) for every item, in the order of ``items``; item k goes to worker
-    k mod n, with at most ``depth`` items queued per worker. Closing the iterator early drains the
-    workers (a frame in flight finishes) before it returns."""
-    if len(workers) == 1:
-        for item in items:
-            yield item, workers[0](item), 0
-        return
-    executors = [ThreadPoolExecutor(1, thread_name_prefix=f"device{i}") for i in range(len(workers))]
-    pending: deque = deque()
+@dataclass
+class Done(Generic[Item, Result]):
+    """One item's outcome: the device that produced ``result``, the devices that failed it first and
+    the milliseconds that cost it."""
+
+    item: Item
+    result: Result
+    device: Device
+    failed_on: list[str] = field(default_factory=list)
+    lost_ms: float = 0.0
+
+
+def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[object, Item], Result],
+           cancel: threading.Event | None = None, depth: int = 2) -> Iterator[Done]:
+    """``job(worker, item)`` for every item, on whichever device is free, in the order of ``items``;
+    at most ``depth`` items per device in flight. ``DeviceError`` when every device has given up
+    (after the results before it). Closing the iterator early lets the items in flight finish."""
+    cancel = cancel or threading.Event()
+    lock = threading.Condition()
+    queue: deque = deque()      # (number, item, failed_on, first start) waiting for a device
+    results: dict[int, object] = {}  # number -> Done, or the exception its job raised
+    state = {"left": len(devices)}
+
+    def work(device: Device) -> None:
+        while not cancel.is_set():
+            if not device.up and not device.reopen(cancel):
+                with lock:
+                    state["left"] -= 1
+                    lock.notify_all()
+                return
+            with lock:
+                while not queue and not cancel.is_set():
+                    lock.wait()
+                if cancel.is_set():
+                    return
+                number, item, failed_on, first_start = queue.popleft()
+            first_start = first_start or time.perf_counter()
+            try:
+                result = device.run(lambda worker, item=item: job(worker, item), failed_on)
+                outcome = Done(item, result, device, failed_on, device.lost_ms(first_start) if failed_on else 0.0)
+            except DeviceDown as down:
+                others = [d.label for d in devices if d is not device and d.up]
+                device.report(f"{down}; closed it, its frames go to {', '.join(others)}" if others
+                              else f"{down}; closed it, frames wait while it is reopened")
+                with lock:
+                    queue.appendleft((number, item, failed_on, first_start))
+                    lock.notify_all()
+                continue
+            except BaseException as error:  # noqa: B902 - raised in order by the consumer
+                outcome = error
+            with lock:
+                results[number] = outcome
+                lock.notify_all()
+
+    threads = [threading.Thread(target=work, args=(device,), daemon=True, name=f"device-{device.label}")
+               for device in devices]
+    for thread in threads:
+        thread.start()
+    source, fed, wanted, exhausted = iter(items), 0, 0, False
     try:
-        for k, item in enumerate(items):
-            number = k % len(workers)
-            pending.append((item, executors[number].submit(workers[number], item), number))
-            if len(pending) >= depth * len(workers):
-                item, future, number = pending.popleft()
-                yield item, future.result(), number
-        while pending:
-            item, future, number = pending.popleft()
-            yield item, future.result(), number
+        while True:
+            while not exhausted and fed - wanted < depth * len(devices):
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                with lock:
+                    queue.append((fed, item, [], None))
+                    lock.notify_all()
+                fed += 1
+            if exhausted and wanted == fed:
+                return
+            with lock:
+                while wanted not in results and state["left"]:
+                    lock.wait()
+                outcome = results.pop(wanted, None)
+            if outcome is None:
+                raise DeviceError(f"no Edge TPU left: {', '.join(d.label for d in devices)} failed and did not "
+                                  f"come back ({devices[0].policy.reconnect} reconnect attempts each)")
+            if isinstance(outcome, BaseException):
+                raise outcome
+            wanted += 1
+            yield outcome
     finally:
-        for _, future, _ in pending:
-            future.cancel()
-        for executor in executors:
-            executor.shutdown(wait=True)
+        cancel.set()
+        with lock:
+            lock.notify_all()
+        for thread in threads:
+            thread.join()

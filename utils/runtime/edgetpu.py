@@ -1,7 +1,9 @@
 """libedgetpu: where it is, which Edge TPUs it sees, and its delegate for one device.
 
 Device names are libedgetpu's own: ``usb``, ``pci`` or ``:N`` (any type), ``usb:N``/``pci:N``
-(the N-th of that type) or ``usb:/sys/...`` (a path from the device list).
+(the N-th of that type) or ``usb:/sys/...`` (a path from the device list, opened by its number).
+A device's number changes when one before it is unplugged; its path (the USB port or PCIe slot)
+does not, so a device that failed is reopened by its path.
 """
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ import os
 import platform
 import re
 
-from utils.errors import UserError
+from utils.errors import DeviceError, UserError
 
 LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
-# For tests only: a stand-in library with the same ABI (tests/standin_edgetpu.c).
+# For tests and benches: a stand-in library with the same ABI (utils/testing/standin_edgetpu.c).
 LIBRARY_VARIABLE = "TINYYOLO_EDGETPU_LIBRARY"
 _DEVICE = re.compile(r"(usb|pci)?(:\d+)?|(usb|pci):/\S+")
 _TYPES = {0: "pci", 1: "usb"}  # enum edgetpu_device_type in edgetpu_c.h
@@ -62,6 +64,29 @@ def list_devices() -> list[tuple[str, str]]:
     return devices
 
 
+def device_path(name: str | None) -> str | None:
+    """The path of the device ``name`` opens now (None: the first), or None if the library does not
+    list devices or does not see it."""
+    try:
+        devices = list_devices()
+    except UserError:
+        return None
+    kind, _, rest = (name or "").partition(":")
+    if rest.startswith("/"):
+        return rest if any(path == rest for _, path in devices) else None
+    matching = [path for listed, path in devices if not kind or listed.split(":")[0] == kind]
+    index = int(rest) if rest.isdigit() else 0
+    return matching[index] if index < len(matching) else None
+
+
+def name_of_path(path: str) -> str | None:
+    """The ``usb:N``/``pci:N`` name of the device at ``path`` now, or None if it is not listed."""
+    try:
+        return next((name for name, listed in list_devices() if listed == path), None)
+    except UserError:
+        return None
+
+
 def device_names(option: str) -> list[str] | None:
     """The names in ``--device`` (one, or a comma-separated list), checked; None for ``all``."""
     if option.strip() == "all":
@@ -92,10 +117,12 @@ def delegate(load_delegate, device: str | None):
     """The Edge TPU delegate for ``device`` (None: the first one), or a UserError saying what is missing."""
     _library()
     name = library_name()
+    if device and ":/" in device:  # libedgetpu opens devices by number only
+        device = name_of_path(device.split(":", 1)[1]) or device
     try:
         return load_delegate(name, {"device": device} if device else {})
     except (ValueError, OSError, RuntimeError) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         reason = lines[-1][:160] if lines else type(error).__name__  # the library's own words come last
-        raise UserError(f"no Edge TPU found{f' at {device}' if device else ''}: {name} is installed but the "
-                        f"delegate failed ({reason}); check the connection, or --list-devices") from None
+        raise DeviceError(f"no Edge TPU found{f' at {device}' if device else ''}: {name} is installed but the "
+                          f"delegate failed ({reason}); check the connection, or --list-devices", reason) from None

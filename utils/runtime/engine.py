@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import UserError
+from utils.errors import DeviceError, UserError
 from utils.runtime import edgetpu
+from utils.runtime.faults import DeviceFault, libedgetpu_words
 from utils.runtime.interpreters import interpreter_api
 from utils.runtime.tensors import TensorInfo
 from utils.tflite import model as tflite_model
@@ -56,7 +57,11 @@ class Engine:
         self.input = _info(inputs[0])
         self.outputs = [_info(detail) for detail in self.interpreter.get_output_details()]
         start = time.perf_counter()  # the first invoke prepares kernels (and loads an Edge TPU): not a frame
-        self.interpreter.invoke()
+        try:
+            self._invoke()
+        except DeviceFault as fault:
+            self.close()
+            raise DeviceError(f"Edge TPU {fault.device}: its first invoke failed ({fault.reason})", fault.reason) from None
         self.warmup_ms = (time.perf_counter() - start) * 1e3
 
     @property
@@ -78,10 +83,23 @@ class Engine:
         return self.input.dtype != np.float32
 
     def invoke(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """Run on ``tensor`` (the input's shape and dtype); the outputs in ``self.outputs`` order."""
+        """Run on ``tensor`` (the input's shape and dtype); the outputs in ``self.outputs`` order.
+        On an Edge TPU, a failed invoke raises ``DeviceFault``."""
         self.interpreter.set_tensor(self.input.index, tensor)
-        self.interpreter.invoke()
+        self._invoke()
         return [self.interpreter.get_tensor(output.index) for output in self.outputs]
+
+    def _invoke(self) -> None:
+        try:
+            self.interpreter.invoke()
+        except RuntimeError as error:
+            if not self.edge_tpu:
+                raise
+            raise DeviceFault(self.device or "the Edge TPU", libedgetpu_words(error)) from None
+
+    def close(self) -> None:
+        """Release the interpreter and with it the delegate (and so the device)."""
+        self.interpreter = None
 
 
 def open_engine(path: str | Path, runtime: str = "auto", threads: int | None = None, kernels: str | None = None,

@@ -88,6 +88,10 @@ class YoloAdapter:
             by_grid = {(o.shape[2], o.shape[1]): position for position, o in enumerate(engine.outputs)}
             self._order = [by_grid[tuple(head.grid)] for head in meta.heads]
 
+    def close(self) -> None:
+        """Release the engine's interpreter (and its Edge TPU)."""
+        self.engine.close()
+
     def run(self, tensor: np.ndarray) -> list[HeadOutput]:
         """Invoke on a prepared input tensor; the raw heads in ``meta.heads`` order."""
         outputs = self.engine.invoke(tensor)

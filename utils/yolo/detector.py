@@ -11,9 +11,11 @@ The same pre- and post-processing as ``inference.py``, which is built on it.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,14 +23,16 @@ import numpy as np
 
 from utils.errors import UserError
 from utils.files import read_text
-from utils.runtime.device_pool import round_robin
+from utils.runtime.device import Device, run_on
+from utils.runtime.device_pool import spread
 from utils.runtime.edgetpu import parse_devices
-from utils.runtime.engine import Engine, open_engine
+from utils.runtime.engine import open_engine
+from utils.runtime.faults import FaultPolicy
 from utils.runtime.pipeline import pipeline
 from utils.yolo.adapter import YoloAdapter, model_meta, postprocess
 from utils.yolo.image_check import as_bgr
 from utils.yolo.meta import YoloMeta
-from utils.yolo.options import iou_problem, threshold_problem
+from utils.yolo.options import iou_problem, reconnect_problem, threshold_problem
 from utils.yolo.ssd_outputs import PostProcess
 from utils.yolo.types import Detections
 
@@ -53,13 +57,16 @@ def check_classes(meta: YoloMeta, names: list[str], source: str | Path) -> None:
 @dataclass
 class Timing:
     """Milliseconds of one frame; ``setup`` is the one-off cost of a new image size, not in ``total``.
-    ``device`` is the Edge TPU that ran it (None: the CPU or the only device)."""
+    ``device`` is the Edge TPU that ran it (None: the CPU or the first device). ``failed_on`` names
+    the device of each failed attempt before it, and ``lost`` the milliseconds they cost."""
 
     pre: float
     invoke: float
     post: float
     setup: float = 0.0
     device: str | None = None
+    failed_on: list[str] = field(default_factory=list)
+    lost: float = 0.0
 
     @property
     def total(self) -> float:
@@ -77,27 +84,41 @@ class Detector:
     "builtin" or "reference" (default: the runtime's fastest). ``device``: "usb:0", "pci:0", a list
     "usb:0,usb:1" or "all" (with ``edge_tpu``). ``anchors``: only for a model without metadata.
     ``nms``: "greedy" or "diou" (default: the model's own).
+
+    Edge TPU faults: an invoke that fails is tried once more on the same device; if it fails
+    again the device is closed, its frames go to the other devices (or wait) and it is reopened
+    after 0.5 s, 1 s, 2 s ... up to 8 s between attempts. ``reconnect`` caps the attempts per outage
+    (None: keep trying); past it, ``detect`` and ``detect_stream`` raise ``DeviceError`` (a
+    ``UserError``) once no device is left. ``on_event`` gets one line per event (default: stderr).
     """
 
     def __init__(self, model: str | Path, classes: str | Path | None = None, threshold: float = 0.25,
                  iou: float = 0.45, *, runtime: str = "auto", kernels: str | None = None,
                  threads: int | None = None, edge_tpu: bool = False, device: str | None = None,
-                 anchors: str | Path | None = None, nms: str | None = None):
+                 anchors: str | Path | None = None, nms: str | None = None, reconnect: int | None = None,
+                 on_event: Callable[[str], None] | None = None):
         if device is not None and not edge_tpu:
             raise UserError(f"--device {device} names an Edge TPU: add --edge_tpu")
         if nms not in NMS_RULES:
             raise UserError(f"nms {nms!r}: use 'greedy' or 'diou' (or None for the model's own)")
-        problem = threshold_problem(threshold) or iou_problem(iou)
+        problem = threshold_problem(threshold) or iou_problem(iou) or reconnect_problem(reconnect)
         if problem:
             raise UserError(problem)
         names = read_class_names(classes) if classes is not None else None
-        self.devices = parse_devices(device) if edge_tpu else [None]
-        self.engines = [open_engine(model, runtime, threads, kernels, edge_tpu, d) for d in self.devices]
-        self.meta = model_meta(self.engines[0], anchors)
+        device_names = parse_devices(device) if edge_tpu else [None]
+        self.engine = open_engine(model, runtime, threads, kernels, edge_tpu, device_names[0])
+        self.meta = model_meta(self.engine, anchors)
         if names is not None:
             check_classes(self.meta, names, classes)
         self.names, self.threshold, self.iou, self.nms_kind = names, threshold, iou, NMS_RULES[nms]
-        self.adapters = [YoloAdapter(engine, self.meta) for engine in self.engines]
+        opened = {device_names[0]: self.engine}
+
+        def open_adapter(name: str | None) -> YoloAdapter:
+            engine = opened.pop(name, None) or open_engine(model, runtime, threads, kernels, edge_tpu, name)
+            return YoloAdapter(engine, self.meta)
+        self.policy = FaultPolicy(reconnect=reconnect)
+        report = on_event or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.devices = [Device(name, open_adapter, self.policy, report, edge_tpu) for name in device_names]
         post = PostProcess.of(self.meta)
         if post is not None and threshold < post.score_threshold:
             print(f"warning: model {model} returns detections scoring {post.score_threshold:g} or more only (its "
@@ -109,58 +130,90 @@ class Detector:
             self.meta.input_size = self.adapters[0].input_size
 
     @property
-    def engine(self) -> Engine:
-        return self.engines[0]
+    def adapters(self) -> list[YoloAdapter | None]:
+        """Each device's adapter (None while the device is down)."""
+        return [device.worker for device in self.devices]
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
         """Detections in ``image_bgr`` (an HxWx3 uint8 BGR image, as OpenCV reads it; grayscale and
-        BGRA are converted, anything else is a ``UserError``), in image pixels."""
+        BGRA are converted, anything else is a ``UserError``), in image pixels. Raises
+        ``DeviceError`` if no Edge TPU can run it within the ``reconnect`` policy."""
         return self.detect_timed(image_bgr)[0]
 
-    def detect_timed(self, image_bgr: np.ndarray, worker: int = 0) -> tuple[Detections, Timing]:
-        """``detect`` on one device (``worker``: its number), with the time of each stage."""
-        heads, box, pre, invoke, setup = self.adapters[worker].timed_run(as_bgr(image_bgr))
+    def detect_timed(self, image_bgr: np.ndarray) -> tuple[Detections, Timing]:
+        """``detect``, with the time of each stage."""
+        if len(self.devices) > 1:
+            with closing(self._spread([image_bgr], lambda image: image)) as results:
+                return next(results).result
+        failed_on: list[str] = []
+        start = time.perf_counter()
+        device = self.devices[0]
+        detections, timing = run_on(device, lambda adapter: self._detect_on(adapter, image_bgr), failed_on)
+        timing.device, timing.failed_on = device.name, failed_on
+        timing.lost = device.lost_ms(start) if failed_on else 0.0
+        return detections, timing
+
+    def _detect_on(self, adapter: YoloAdapter, image_bgr: np.ndarray) -> tuple[Detections, Timing]:
+        heads, box, pre, invoke, setup = adapter.timed_run(as_bgr(image_bgr))
         start = time.perf_counter()
         detections = postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
         detections.names = self.names
-        return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup, self.devices[worker])
+        return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup)
+
+    def _spread(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray]):
+        """Every item on whichever device is free; a generator of ``Done`` with (detections, timing)."""
+        for done in spread(self.devices, items, lambda adapter, item: self._detect_on(adapter, image_of(item))):
+            timing = done.result[1]
+            timing.device, timing.failed_on, timing.lost = done.device.name, done.failed_on, done.lost_ms
+            yield done
 
     def detect_stream(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray] = lambda image: image,
                       pipelined: bool | None = None) -> Iterator[tuple[Item, Detections, Timing]]:
-        """(item, detections, timing) for each item, in order. With several devices the items are
-        dealt round-robin, each device working on its own frame. With one, letterbox, invoke and
+        """(item, detections, timing) for each item, in order. With several devices each takes the
+        next item when it is free, working on its own frame. With one, letterbox, invoke and
         post-processing run as a pipeline, each on its own frame, when ``pipelined`` (by default when
         ``invoke()`` leaves a core free: on a CPU whose cores it already fills, overlapping only
         makes the stages compete; ``bench/video_loop.py`` measures both)."""
         if pipelined is None:
             pipelined = self.engine.leaves_cpu_free
-        if len(self.adapters) > 1 or not pipelined:
-            workers = [lambda item, worker=worker: self.detect_timed(image_of(item), worker)
-                       for worker in range(len(self.adapters))]
-            for item, (detections, timing), _ in round_robin(workers, items):
-                yield item, detections, timing
+        if len(self.devices) > 1:
+            for done in self._spread(items, image_of):
+                yield done.item, *done.result
             return
-        adapter = self.adapters[0]
+        if not pipelined or not self.devices[0].up:
+            for item in items:
+                yield item, *self.detect_timed(image_of(item))
+            return
+        device, cancel = self.devices[0], threading.Event()
+        letterbox = device.worker.prepare  # on the CPU: it outlives a reopened device
 
         def prepare(item):
             start = time.perf_counter()
-            tensor, box = adapter.prepare(as_bgr(image_of(item)))
+            tensor, box = letterbox(as_bgr(image_of(item)))
             tensor = tensor.copy()  # the letterbox reuses its buffer for the next frame
-            setup = adapter.prepare.setup_ms
+            setup = letterbox.setup_ms
             return item, tensor, box, (time.perf_counter() - start) * 1e3 - setup, setup
 
         def invoke(prepared):
             item, tensor, box, pre, setup = prepared
+            failed_on: list[str] = []
             start = time.perf_counter()
-            heads = adapter.run(tensor)
-            return item, heads, box, pre, (time.perf_counter() - start) * 1e3, setup
+            heads = run_on(device, lambda adapter: adapter.run(tensor), failed_on, cancel)
+            lost = device.lost_ms(start) if failed_on else 0.0
+            return item, heads, box, pre, (time.perf_counter() - start) * 1e3 - lost, setup, failed_on, lost
 
         def post(invoked):
-            item, heads, box, pre, invoke_ms, setup = invoked
+            item, heads, box, pre, invoke_ms, setup, failed_on, lost = invoked
             start = time.perf_counter()
             detections = postprocess(heads, self.meta, box, self.threshold, self.iou, self.nms_kind)
             detections.names = self.names
             return item, detections, Timing(pre, invoke_ms, (time.perf_counter() - start) * 1e3, setup,
-                                            self.devices[0])
+                                            device.name, failed_on, lost)
 
-        yield from pipeline(items, [prepare, invoke, post])
+        results = pipeline(items, [prepare, invoke, post])
+        try:  # not ``yield from``: closing would then join the stages before ``cancel`` is set
+            for result in results:  # noqa: UP028
+                yield result
+        finally:
+            cancel.set()  # a device being reopened stops waiting, so the stages can end
+            results.close()

@@ -16,3 +16,10 @@ def iou_problem(value: float, name: str = "iou") -> str | None:
     if not (math.isfinite(value) and 0 < value <= 1):
         return f"{name} must be above 0 and at most 1 (got {value:g})"
     return None
+
+
+def reconnect_problem(value: int | None, name: str = "reconnect") -> str | None:
+    """What is wrong with a cap on reopen attempts, or None: a whole number, 0 or more (None: no cap)."""
+    if value is not None and not (isinstance(value, int) and value >= 0):
+        return f"{name} must be 0 or more attempts (got {value})"
+    return None

@@ -1,0 +1,123 @@
+"""One device and what is running on it, kept alive through faults.
+
+A ``Device`` owns a worker (whatever ``open_worker`` builds on the device: an engine, or an adapter
+around one) and applies a ``FaultPolicy`` to it: a job whose invoke fails is tried again on it;
+a second failure closes the worker (the interpreter and its delegate) and marks the device down;
+``reopen`` then waits and opens it again with backoff. Each event is one line to ``report``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from utils.errors import DeviceError, UserError
+from utils.runtime import edgetpu
+from utils.runtime.faults import DeviceFault, FaultPolicy
+
+Worker = TypeVar("Worker")
+Result = TypeVar("Result")
+
+
+class DeviceDown(Exception):
+    """The device failed ``retries + 1`` times in a row and was closed."""
+
+    def __init__(self, device: Device, reason: str, attempts: int, lost_ms: float):
+        super().__init__(f"Edge TPU {device.label}: invoke failed {attempts} time{'s' if attempts != 1 else ''} "
+                         f"({reason}), {lost_ms:.0f} ms lost")
+        self.device, self.reason = device, reason
+
+
+class Device(Generic[Worker]):
+    """A device (``name``: an Edge TPU's, None for the CPU or the first Edge TPU) and its worker.
+
+    Used by one thread at a time. ``failed_on`` and ``lost_ms`` of each job say which devices
+    failed it and how long it was delayed.
+    """
+
+    def __init__(self, name: str | None, open_worker: Callable[[str | None], Worker], policy: FaultPolicy,
+                 report: Callable[[str], None], edge_tpu: bool = True):
+        self.name, self.open_worker, self.policy, self.report = name, open_worker, policy, report
+        # An Edge TPU's path stays when another is unplugged and the numbers shift: reopen by it.
+        self.path = edgetpu.device_path(name) if edge_tpu else None
+        self.label = name or (self.path and edgetpu.name_of_path(self.path)) or ("the Edge TPU" if edge_tpu else "the CPU")
+        self.worker: Worker | None = open_worker(name)
+        self.down_since: float | None = None
+        self.last_start = 0.0  # perf_counter() when the last successful attempt began
+
+    @property
+    def up(self) -> bool:
+        return self.worker is not None
+
+    def run(self, job: Callable[[Worker], Result], failed_on: list[str]) -> Result:
+        """``job(worker)``, tried again on a fault; ``DeviceDown`` (the worker closed) if it fails again.
+        Each failed attempt appends this device's name to ``failed_on``."""
+        first_failure, reason = None, ""
+        for _ in range(self.policy.retries + 1):
+            start = time.perf_counter()
+            try:
+                result = job(self.worker)
+            except DeviceFault as fault:
+                failed_on.append(self.label)
+                first_failure = first_failure or start
+                reason = fault.reason if not reason or fault.reason in reason else f"{reason}; then {fault.reason}"
+                continue
+            self.last_start = start
+            if first_failure is not None:
+                self.report(f"Edge TPU {self.label}: invoke failed ({reason}); it worked when retried, "
+                            f"{(start - first_failure) * 1e3:.0f} ms lost")
+            return result
+        self.close()
+        raise DeviceDown(self, reason, self.policy.retries + 1, (time.perf_counter() - first_failure) * 1e3)
+
+    def lost_ms(self, first_start: float) -> float:
+        """Milliseconds between a job's first attempt (``first_start``) and its successful one."""
+        return (self.last_start - first_start) * 1e3
+
+    def close(self) -> None:
+        """Close the worker (its interpreter and delegate): the device is down."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            getattr(worker, "close", lambda: None)()
+        self.down_since = time.monotonic()
+
+    def reopen(self, cancel: threading.Event) -> bool:
+        """Wait and try to open the device again, with the policy's backoff; True once it is back,
+        False if the policy gave up or ``cancel`` was set."""
+        reason, attempts = "", 0
+        for wait in self.policy.waits():
+            if cancel.wait(wait):
+                return False
+            attempts += 1
+            name = edgetpu.name_of_path(self.path) if self.path else self.name
+            if self.path and name is None:
+                reason = "not in libedgetpu's device list"
+                continue
+            try:
+                self.worker = self.open_worker(name)
+            except UserError as error:
+                reason = error.reason if isinstance(error, DeviceError) else str(error)
+                continue
+            self.report(f"Edge TPU {self.label}: back after {time.monotonic() - self.down_since:.1f} s "
+                        f"({attempts} attempt{'s' if attempts != 1 else ''})")
+            return True
+        self.report(f"Edge TPU {self.label}: gave up after {attempts} attempt{'s' if attempts != 1 else ''} in "
+                    f"{time.monotonic() - self.down_since:.1f} s ({reason})")
+        return False
+
+
+def run_on(device: Device[Worker], job: Callable[[Worker], Result], failed_on: list[str],
+           cancel: threading.Event | None = None) -> Result:
+    """``job`` on ``device`` alone: through its faults, waiting for it to come back while it is down;
+    ``DeviceError`` once the policy gives up on it."""
+    cancel = cancel or threading.Event()
+    while True:
+        if device.up:
+            try:
+                return device.run(job, failed_on)
+            except DeviceDown as down:
+                device.report(f"{down}; closed it, frames wait while it is reopened")
+        if not device.reopen(cancel):
+            raise DeviceError(f"Edge TPU {device.label} failed and did not come back "
+                              f"({device.policy.reconnect} reconnect attempts)")
