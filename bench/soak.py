@@ -3,12 +3,17 @@
 memory over time, and every finished segment decoded to its last frame. Not part of `make bench`
 (it takes as long as you ask).
 
-    python bench/soak.py [--minutes 12] [--segment-minutes 2]
+With ``--fault-every M``, it runs on two stand-in Edge TPUs (utils/testing) instead of the CPU,
+the second unplugged for ``--fault-seconds`` about every M minutes: every frame read must still
+come out, once and in order, and the memory stay flat.
+
+    python bench/soak.py [--minutes 12] [--segment-minutes 2] [--fault-every 2 --fault-seconds 5]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
+from utils.machine import cpu_description  # noqa: E402
+from utils.testing import standin  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -43,6 +50,9 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=12.0)
     parser.add_argument("--segment-minutes", type=float, default=2.0)
     parser.add_argument("--fps", type=float, default=25.0, help="the camera's frame rate")
+    parser.add_argument("--fault-every", type=float, default=0.0, metavar="M",
+                        help="minutes between faults of the second of two stand-in Edge TPUs (0: on the CPU)")
+    parser.add_argument("--fault-seconds", type=float, default=5.0, help="how long each fault unplugs it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -52,6 +62,14 @@ def main() -> int:
             str(work / "m.h5"))
         run("keras_to_tflite_quant.py", str(work / "m.h5"), str(work / "m.tflite"), "--dataset",
             str(ROOT / "model_data" / "samples"))
+        model, extra, environment = work / "m.tflite", [], dict(os.environ)
+        if args.fault_every:
+            model = standin.compile_for_standin(work / "m.tflite", work / "m_edgetpu.tflite")
+            # The second device gets about half the frames: a fault every P of its invokes.
+            every = max(int(args.fault_every * 60 * args.fps / 2), 2)
+            faults = f"1@{every}+{args.fault_seconds:g}/{every}"
+            environment.update(standin.environment(standin.build(work), "usb,usb", faults))
+            extra = ["--edge_tpu", "--device", "all"]
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -60,15 +78,18 @@ def main() -> int:
                                   cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert camera.stdout.readline().strip() == "ready"
         output = work / "soak.mp4"
-        detector = subprocess.Popen([sys.executable, "inference.py", "--model", str(work / "m.tflite"), "--classes",
+        detector = subprocess.Popen([sys.executable, "inference.py", "--model", str(model), "--classes",
                                      str(ROOT / "model_data" / "coco.names"), "--video",
                                      f"http://127.0.0.1:{port}/live.mjpg", "--json", "--no-display", "--threads", "2",
-                                     "--output", str(output), "--segment-minutes", str(args.segment_minutes)],
-                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        samples, frames, start = [], 0, time.monotonic()
+                                     "--output", str(output), "--segment-minutes", str(args.segment_minutes), *extra],
+                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=environment)
+        samples, frames, start, numbers, retried = [], 0, time.monotonic(), [], 0
         next_sample = start + 30
         for line in detector.stdout:
-            json.loads(line)
+            record = json.loads(line)
+            numbers.append(record["frame"])
+            retried += "failed_on" in record
             frames += 1
             now = time.monotonic()
             if now >= next_sample:
@@ -77,7 +98,8 @@ def main() -> int:
             if now - start >= args.minutes * 60:
                 break
         detector.send_signal(2)  # Ctrl-C: the open segment is completed
-        for _ in detector.stdout:
+        for line in detector.stdout:
+            numbers.append(json.loads(line)["frame"])
             frames += 1
         status = detector.wait(timeout=120)
         camera.kill()
@@ -86,7 +108,18 @@ def main() -> int:
         counts = [(p.name, int(cv2.VideoCapture(str(p)).get(cv2.CAP_PROP_FRAME_COUNT)), decodable_frames(p))
                   for p in segments]
     print(f"Soak: {args.minutes:g} min on a {args.fps:g} FPS HTTP MJPEG camera (loopback), segments of "
-          f"{args.segment_minutes:g} min, exit status {status}, {frames} frames, {time.strftime('%Y-%m-%d')}")
+          f"{args.segment_minutes:g} min, exit status {status}, {frames} frames, {time.strftime('%Y-%m-%d')}; "
+          f"{cpu_description()}")
+    if args.fault_every:
+        lines = [line for line in stderr.splitlines() if line.startswith("Edge TPU")]
+        down = sum("closed it" in line for line in lines)
+        back = sum("back after" in line for line in lines)
+        print(f"Faults: two stand-in Edge TPUs, usb:1 unplugged for {args.fault_seconds:g} s every {every} of its "
+              f"invokes (~{args.fault_every:g} min): {down} outages, {back} came back, {retried} frames moved to usb:0")
+        for line in lines:
+            print(f"  {line}")
+    gaps = numbers != list(range(len(numbers)))
+    print(f"frame numbers: {len(numbers)}, {'0 to ' + str(len(numbers) - 1) + ' each once, in order' if not gaps else 'GAPS OR DUPLICATES'}")
     print("minute  RSS MiB  frames")
     for minute, rss, count in samples:
         print(f"{minute:6.1f}  {rss / 1024:7.1f}  {count:6d}")
