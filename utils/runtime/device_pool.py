@@ -43,14 +43,20 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
     lock = threading.Condition()
     queue: deque = deque()      # (number, item, failed_on, first start) waiting for a device
     results: dict[int, object] = {}  # number -> Done, or the exception its job raised
-    state = {"left": len(devices)}
+    state: dict = {"left": len(devices)}  # devices still serving; a worker's unexpected error
 
     def work(device: Device) -> None:
+        try:
+            serve(device)
+        except BaseException as error:  # noqa: B902 - a bug while reopening: the consumer raises it
+            state["error"] = error
+        with lock:
+            state["left"] -= 1
+            lock.notify_all()
+
+    def serve(device: Device) -> None:
         while not cancel.is_set():
             if not device.up and not device.reopen(cancel):
-                with lock:
-                    state["left"] -= 1
-                    lock.notify_all()
                 return
             with lock:
                 while not queue and not cancel.is_set():
@@ -100,6 +106,8 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
                     lock.wait()
                 outcome = results.pop(wanted, None)
             if outcome is None:
+                if state.get("error"):
+                    raise state["error"]
                 raise DeviceError(f"no Edge TPU left: {', '.join(d.label for d in devices)} failed and did not "
                                   f"come back ({devices[0].policy.reconnect} reconnect attempts each)")
             if isinstance(outcome, BaseException):
