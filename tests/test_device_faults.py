@@ -119,6 +119,19 @@ def test_when_every_device_gives_up_the_results_before_come_first_then_a_device_
     assert sum("gave up after 2 attempts" in line for line in lines) == 2, lines
 
 
+def test_an_unexpected_error_while_reopening_reaches_the_caller():
+    pool, failing, _, _ = devices([0.0, 0.002])  # usb:1 alone would take 2 s: the error comes first
+    for device in pool:
+        device.open_worker = lambda name: (_ for _ in ()).throw(RuntimeError(f"bug opening {name}"))
+
+    def job(worker, item):  # only usb:0 fails; usb:1 could finish the run, but the bug is not hidden
+        if item >= 5 and worker.name == "usb:0":
+            failing["usb:0"].set()
+        return worker.work(item)
+    with pytest.raises(RuntimeError, match="bug opening usb:0"):
+        list(spread(pool, range(1000), job))
+
+
 def test_policy_and_words():
     assert list(FaultPolicy(reconnect=7).waits()) == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
     assert list(FaultPolicy(reconnect=0).waits()) == []

@@ -102,12 +102,12 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
             if exhausted and wanted == fed:
                 return
             with lock:
-                while wanted not in results and state["left"]:
+                while wanted not in results and state["left"] and "error" not in state:
                     lock.wait()
                 outcome = results.pop(wanted, None)
+            if "error" in state:
+                raise state["error"]
             if outcome is None:
-                if state.get("error"):
-                    raise state["error"]
                 raise DeviceError(f"no Edge TPU left: {', '.join(d.label for d in devices)} failed and did not "
                                   f"come back ({devices[0].policy.reconnect} reconnect attempts each)")
             if isinstance(outcome, BaseException):
