@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 
 import numpy as np
+from flatbuffers import flexbuffers
 
 from utils.yolo.meta import YoloMeta
 from utils.yolo.ssd_outputs import (
@@ -115,6 +116,7 @@ def finish(model) -> None:
       converter's DEQUANTIZE (float, off the Edge TPU) becomes a QUANTIZE from int8 to uint8 with the
       same scale (on the Edge TPU, as the model's input and output QUANTIZE ops are), and the
       anchors, which the kernel then reads as uint8 too, are stored so;
+    - its options keep ``detections_per_class``, which the converter drops;
     - its outputs are the model's, in the order boxes, classes, scores, count, named so;
     - the signature is the one pycoral 2.0 reads by name (output_0 count, output_1 scores, output_2
       classes, output_3 boxes, as TensorFlow's object-detection exporter names them).
@@ -145,6 +147,10 @@ def finish(model) -> None:
         anchors.quantization = schema.QuantizationParametersT()
         anchors.quantization.scale = np.array([ANCHOR_STEP], np.float32)
         anchors.quantization.zeroPoint = np.array([0])
+    # The converter drops detections_per_class, and the kernel then keeps at most 100 per class.
+    options = flexbuffers.Loads(bytes(post.customOptions))
+    options["detections_per_class"] = options["max_detections"]
+    post.customOptions = np.frombuffer(flexbuffers.Dumps(options), np.uint8)
     graph.outputs = np.array(post.outputs, np.int32)
     for index, name in zip(post.outputs, OUTPUTS):
         graph.tensors[index].name = name.encode()
