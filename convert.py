@@ -4,7 +4,11 @@
     python convert.py model_data/yolov3-tiny.cfg "$(python -m utils.fetch_weights)" out/yolov3-tiny-tpu.h5 --leaky prelu
 
 Writes OUT (.h5 or .keras), OUT_anchors.txt (classic one-line anchors) and OUT_yolo.json
-(anchors, masks, classes, input size, scale_x_y: what the quantizer and inference.py need).
+(anchors, masks, classes, input size, scale_x_y, resize mode: what the quantizer and inference.py need).
+
+The resize mode is how Darknet fed the model its images: "letterbox" (Darknet 2018, letter_box=1)
+or "stretch" (AlexeyAB's and Hank.ai's Darknet). By default it is read from the files: letter_box
+in the cfg, then the weights header (0.2.5: a fork), then fork-only cfg options.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from pathlib import Path
 
 from utils.console import add_verbose, quiet_libraries
 from utils.errors import ArgumentParser, UserError, run_cli
+from utils.yolo.types import RESIZE_MODES
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -42,6 +47,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--leaky", choices=("keep", "relu", "prelu"), default="keep",
                         help="leaky ReLU handling: keep it (fast on CPU, not on the Edge TPU), "
                              "prelu (exact, Edge TPU-legal), relu (needs retraining) (default: %(default)s)")
+    parser.add_argument("--resize", choices=RESIZE_MODES,
+                        help="how images become the input: letterbox (Darknet 2018) or stretch (AlexeyAB's and "
+                             "Hank.ai's Darknet) (default: read from the cfg and weights)")
     add_verbose(parser)
     return parser.parse_args()
 
@@ -50,6 +58,7 @@ def main() -> None:
     args = parse_args()
     quiet_libraries(args.verbose)
     from utils.darknet.cfg import conv_layouts, parse_cfg
+    from utils.darknet.resize_rule import resize_mode
     from utils.darknet.weights import read_weights
     from utils.files import check_output, check_writable, require_file
     from utils.yolo.meta import sidecar_paths
@@ -67,6 +76,7 @@ def main() -> None:
     if any(s % 32 for s in input_size):
         raise UserError(f"cfg {args.cfg}: input size {input_size[0]}x{input_size[1]} is not a multiple of 32")
     weights = read_weights(args.weights, conv_layouts(sections))
+    resize = (args.resize, "chosen with --resize") if args.resize else resize_mode(sections, args.weights)
     if args.leaky == "relu" and any(s.options.get("activation") == "leaky" for s in sections):
         print("warning: --leaky relu replaces the trained leaky ReLU; pretrained weights then need "
               "retraining (use --leaky prelu to keep them exact on the Edge TPU)", file=sys.stderr)
@@ -74,7 +84,7 @@ def main() -> None:
     import utils.darknet.conversion as conversion
 
     started = time.perf_counter()
-    report = conversion.convert(sections, weights, input_size, args.leaky, args.output)
+    report = conversion.convert(sections, weights, input_size, args.leaky, args.output, resize)
     print(report.summary(time.perf_counter() - started))
 
 

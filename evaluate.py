@@ -26,6 +26,7 @@ from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, run_cli
 from utils.runtime.interpreters import KERNELS, RUNTIMES
 from utils.yolo.options import iou_problem, threshold_problem
+from utils.yolo.types import RESIZE_MODES
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,6 +47,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("-t", "--threshold", type=float, default=0.25,
                         help="threshold for precision, recall and F1 (Darknet's -thresh; default: %(default)s)")
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default: %(default)s)")
+    parser.add_argument("--resize", choices=(*RESIZE_MODES, "both"),
+                        help="how images become the input: letterbox or stretch (default: each model's own); "
+                             "'both' scores each model both ways, to see which one it was trained with")
     parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto", help="TFLite runtime")
     parser.add_argument("--kernels", choices=(*KERNELS, "all"),
                         help="CPU kernels; 'all' evaluates each .tflite under every set and reports the spread")
@@ -114,8 +118,10 @@ def main() -> int:
     for path in args.model:
         tflite = path.suffix.lower() == ".tflite"
         for kernels in (KERNELS if args.kernels == "all" and tflite else [None if args.kernels == "all" else args.kernels]):
-            detector = Detector(path, args.classes or names_path, **options, kernels=kernels)
-            runs.append(evaluation.Run(f"{path} ({detector.engine.description})", detector, []))
+            for resize in (RESIZE_MODES if args.resize == "both" else [args.resize]):
+                detector = Detector(path, args.classes or names_path, **options, kernels=kernels, resize=resize)
+                shown = f", {detector.meta.resize}" if args.resize else ""
+                runs.append(evaluation.Run(f"{path} ({detector.engine.description}{shown})", detector, []))
     reference = None
     if args.reference is not None:
         reference = Detector(args.reference, args.classes or names_path, **{**options, "threshold": args.reference_threshold})

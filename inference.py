@@ -26,6 +26,7 @@ from utils.errors import ArgumentParser, DeviceError, UserError, graceful_interr
 from utils.runtime.edgetpu import device_names
 from utils.runtime.interpreters import KERNELS
 from utils.yolo.options import iou_problem, reconnect_problem, threshold_problem
+from utils.yolo.types import RESIZE_MODES
 
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 
@@ -42,6 +43,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default: %(default)s)")
     parser.add_argument("--nms", choices=("greedy", "diou"), help="NMS rule: greedy (Darknet's do_nms_sort, IoU) "
                         "or diou (diounms_sort, for models whose [yolo] sets nms_kind) (default: the model's own)")
+    parser.add_argument("--resize", choices=RESIZE_MODES, help="how an image becomes the input: letterbox "
+                        "(Darknet 2018) or stretch (AlexeyAB's and Hank.ai's Darknet) (default: the model's own, "
+                        "as convert.py recorded it)")
     parser.add_argument("--edge_tpu", action="store_true", help="run on a Coral Edge TPU (needs libedgetpu)")
     parser.add_argument("--device", help="Edge TPU(s): usb:0, pci:0, a list usb:0,usb:1 (each device takes the "
                         "next frame when free, results stay in order) or all (default: the first found)")
@@ -116,7 +120,7 @@ def load(args: argparse.Namespace):
 
     detector = Detector(args.model, args.classes, args.threshold, args.iou, runtime=args.runtime,
                         kernels=args.kernels, threads=args.threads, edge_tpu=args.edge_tpu, device=args.device,
-                        anchors=args.anchors, nms=args.nms, reconnect=args.reconnect)
+                        anchors=args.anchors, nms=args.nms, reconnect=args.reconnect, resize=args.resize)
     if args.quant and not detector.engine.quantized:
         raise UserError(f"--quant given, but model {args.model} has a float32 input: quantize it with "
                         "keras_to_tflite_quant.py or drop --quant")
@@ -254,7 +258,7 @@ def main() -> int:
             f", resize graphs {setup:.1f} ms" if setup else "")
         log(f"{plural(count, 'frame' if stream else 'image')}: pre {pre:.2f} ms, invoke {invoke:.2f} ms, "
             f"post {post:.2f} ms per frame{once}; {count / elapsed:.1f} FPS overall ({detector.engine.description}"
-            f"{', Edge TPU' if args.edge_tpu else ''})")
+            f"{', Edge TPU' if args.edge_tpu else ''}), {detector.meta.resize}")
     if label_files and count:
         log(f"wrote {count} label files under {args.save_txt}")
     if args.image:

@@ -3,8 +3,8 @@
 
     python keras_to_tflite_quant.py out/yolov3-tiny-tpu.h5 out/yolov3-tiny-tpu.tflite --dataset model_data/samples
 
-Calibrates on real images letterboxed exactly as inference.py does, embeds the YOLO metadata
-(anchors, masks, classes) in the .tflite, fixes the heads' output range for a finer 8-bit step,
+Calibrates on real images resized exactly as inference.py does (letterbox or stretch, the model's own), embeds the YOLO metadata
+(anchors, masks, classes, resize mode) in the .tflite, fixes the heads' output range for a finer 8-bit step,
 then prints an Edge TPU compatibility report and the quantization error per head.
 """
 from __future__ import annotations
@@ -51,7 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("model", type=Path, help="Keras model from convert.py (.h5 or .keras)")
     parser.add_argument("output", type=Path, help=".tflite file to write")
     parser.add_argument("--dataset", nargs="+", metavar="DIR|GLOB|FILE",
-                        help="calibration images: directories (recursive), globs or files "
+                        help="calibration images: directories (recursive), globs or files, a Darknet list "
+                             "(.txt) or a Darknet .data file (its train= list) "
                              f"(default: the repository's sample photos, {REPO_SAMPLES.name}/, with a warning)")
     parser.add_argument("--num-samples", type=int, default=100, help="calibration samples: images evenly "
                         "spread over the dataset, topped up with random crops/flips of them when the dataset is "
@@ -100,6 +101,7 @@ def main() -> int:
         raise UserError("--num-samples must be at least 1")
     if args.debug_layers is not None and args.debug_layers < 1:
         raise UserError("--debug-layers must be at least 1 (the number of layers to list)")
+    from utils.evaluation.datasets import find_dataset_images
     from utils.files import check_output, check_writable, require_file
     from utils.media.images import evenly_spread, find_images, read_image
     from utils.yolo import ssd_outputs
@@ -120,7 +122,8 @@ def main() -> int:
                                *([args.classes] if args.classes else [])])
     if args.output.suffix.lower() != ".tflite":
         raise UserError(f"output {args.output}: the name must end in .tflite")
-    dataset = find_images(args.dataset or [str(REPO_SAMPLES)], "dataset")
+    dataset = (find_dataset_images(args.dataset, "dataset", "train") if args.dataset
+               else find_images([str(REPO_SAMPLES)], "dataset"))
     eval_images = find_images(args.eval_images, "eval images") if args.eval_images else evenly_spread(dataset, 8)
     check_output(args.output, [*dataset, *eval_images])
     check_writable(args.output)
@@ -137,6 +140,7 @@ def main() -> int:
     started = time.perf_counter()
     model = load_keras_model(args.model)
     meta = quantize.model_meta(model, args.model, args.anchors)
+    print(f"resize: {meta.resize}, the model's own (calibration images are resized as inference.py will)")
     if post:
         problem = ssd_outputs.unsupported_head(meta)
         if problem:
@@ -154,7 +158,7 @@ def main() -> int:
     fixed = not (args.float or args.no_fixed_range or not quantize.logit_heads(meta))
     output_range = args.output_range if fixed else None
     try:
-        tflite = quantize.to_tflite(model, samples.dataset(meta.input_size, progress), args.io_type,
+        tflite = quantize.to_tflite(model, samples.dataset(meta.input_size, meta.resize, progress), args.io_type,
                                     quantize=not args.float, method=args.calibration, post=post, meta=meta,
                                     head_range=output_range)
     finally:
@@ -191,7 +195,7 @@ def main() -> int:
                            int8.detect, images, int8.engine.kernels).format())
     if args.debug_layers:
         from utils.quantize import debugger as quant_debug
-        errors = quant_debug.layer_errors(model, samples.dataset(meta.input_size, progress), args.io_type,
+        errors = quant_debug.layer_errors(model, samples.dataset(meta.input_size, meta.resize, progress), args.io_type,
                                           args.calibration)
         print(quant_debug.format_errors(errors, args.debug_layers))
     peak = peak_memory_mib()

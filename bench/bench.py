@@ -96,7 +96,7 @@ def time_opencv(weights: Path, reps: int, warmup: int) -> tuple:
 
 
 def time_darknet(weights: Path, reps: int) -> tuple | str:
-    from utils.darknet import reference as darknet_ref
+    from utils.testing import darknet_reference as darknet_ref
     if not darknet_ref.available():
         return "not installed (apt-get install darknet)"
     net = darknet_ref.Darknet(CFG, weights)

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
-from utils.darknet.reference import reference_photos  # noqa: E402
 from utils.machine import cpu_description  # noqa: E402
+from utils.testing.darknet_reference import reference_photos  # noqa: E402
 
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("qemu-user-static", "binfmt-support", "debootstrap")

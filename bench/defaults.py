@@ -20,24 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.console import quiet_libraries  # noqa: E402
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
-from utils.darknet.reference import reference_photos  # noqa: E402
 from utils.evaluation import runner as evaluation  # noqa: E402
 from utils.evaluation.datasets import Truth  # noqa: E402
+from utils.testing.darknet_reference import reference_photos  # noqa: E402
+from utils.testing.image_sets import clip_frames, opencv_photos  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
 
 SAMPLES = ROOT / "model_data" / "samples"
-OPENCV_PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")  # apt-get install opencv-doc
-# Its photographs of everyday scenes (the rest are charts, text, stereo pairs and logos).
-OPENCV_NAMES = ("messi5.jpg", "basketball1.png", "fruits.jpg", "apple.jpg", "orange.jpg", "baboon.jpg",
-                "building.jpg", "home.jpg", "aero1.jpg", "aero3.jpg", "squirrel_cls.jpg", "butterfly.jpg",
-                "leuvenA.jpg", "stuff.jpg", "smarties.png", "licenseplate_motion.jpg", "box_in_scene.png")
 METHODS = ("minmax", "percentile:99.9", "percentile:99.99", "percentile:99.999", "mse")
 SETTINGS = [  # (name, --leaky, quantizer flags)
     *[(f"{leaky}, {method}", leaky, ["--calibration", method]) for leaky in ("keep", "prelu") for method in METHODS],
@@ -47,21 +41,9 @@ SETTINGS = [  # (name, --leaky, quantizer flags)
 KERNEL_SETS = ("xnnpack", "builtin")
 
 
-def clip_frames(directory: Path) -> list[Path]:
-    capture = cv2.VideoCapture(str(ROOT / "model_data" / "samples" / "clip.mp4"))
-    paths = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        paths.append(directory / f"clip_{len(paths):02d}.png")
-        cv2.imwrite(str(paths[-1]), frame)
-    return paths
-
-
 def held_out(directory: Path) -> tuple[list[Path], str]:
     """The scoring images, none of them calibrated on, and what they are."""
-    opencv = [OPENCV_PHOTOS / name for name in OPENCV_NAMES if (OPENCV_PHOTOS / name).is_file()]
+    opencv = opencv_photos()
     samples = {p.name for p in SAMPLES.glob("*.jpg")}
     darknet = [p for p in reference_photos() if p.name not in samples]
     frames = clip_frames(directory)

@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
-from utils.darknet.reference import reference_photos as sample_paths  # noqa: E402
 from utils.evaluation import fidelity
 from utils.media.images import read_image  # noqa: E402
 from utils.quantize import edgetpu_check  # noqa: E402
+from utils.testing.darknet_reference import reference_photos as sample_paths  # noqa: E402
 from utils.yolo.adapter import postprocess  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
 from utils.yolo.meta import load_meta_file, sidecar_paths  # noqa: E402

@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from utils.console import quiet_libraries  # noqa: E402
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
-from utils.darknet.reference import reference_photos  # noqa: E402
 from utils.machine import cpu_description  # noqa: E402
 from utils.media.images import read_image  # noqa: E402
 from utils.runtime.interpreters import KERNELS  # noqa: E402
+from utils.testing.darknet_reference import reference_photos  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
 from utils.yolo.nms import iou_matrix  # noqa: E402
 from utils.yolo.types import Detections  # noqa: E402

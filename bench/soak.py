@@ -73,7 +73,7 @@ def main() -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        camera = subprocess.Popen([sys.executable, "-m", "utils.media.loopback.mjpeg_server", str(port),
+        camera = subprocess.Popen([sys.executable, "-m", "utils.testing.loopback.mjpeg_server", str(port),
                                    str(ROOT / "model_data" / "samples" / "clip.mp4"), str(args.fps), "--loop"],
                                   cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert camera.stdout.readline().strip() == "ready"

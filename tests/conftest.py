@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 MODEL_DATA = ROOT / "model_data"
 
 import model_cache  # noqa: E402
-from utils.darknet.reference import reference_photos  # noqa: E402
+from utils.testing.darknet_reference import reference_photos  # noqa: E402
 
 
 def run_script(*args: str, check: bool = False, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -1,10 +1,13 @@
-"""How the TFLite detection ecosystem reads a model's outputs, written after each tool's source so
-that the tests run `--outputs detections` models the way those tools do (neither tool installs here:
-Frigate is a Docker image, pycoral has no wheel for current Pythons).
+"""How the TFLite detection ecosystem feeds a model and reads its outputs, written after each tool's
+source so that the tests run `--outputs detections` models the way those tools do (neither tool
+installs here: Frigate is a Docker image, pycoral has no wheel for current Pythons).
 
 - Frigate's Edge TPU detector, ``frigate/detectors/plugins/edgetpu_tfl.py`` at blakeblackshear/frigate
   commit 021ed5c (``model_type: ssd``): outputs by position (boxes, classes, scores, count), at most
   20 detections, stopping at the first score under 0.4.
+- Frigate's input, ``frigate/video.py`` ``create_tensor_input`` and ``frigate/util/image.py``
+  ``calculate_region`` (blakeblackshear/frigate, dev branch, 2025): a square region of the I420 frame,
+  converted to RGB, resized to the model's size with ``cv2.INTER_LINEAR``.
 - pycoral 2.0's ``pycoral/adapters/detect.py`` (google-coral/pycoral commit 46f06c8): with a signature,
   outputs by name (output_0 count, output_1 scores, output_2 classes, output_3 boxes); without one, by
   position; every entry whose score passes the threshold, boxes scaled to the input size.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import cv2
 import numpy as np
 
 FRIGATE_MIN_SCORE, FRIGATE_MAX_DETECTIONS = 0.4, 20
@@ -35,6 +39,36 @@ def frigate_detect_raw(interpreter, tensor_input: np.ndarray) -> np.ndarray:
             break
         detections[i] = [class_ids[i], float(scores[i]), *boxes[i][:4]]
     return detections
+
+
+def frigate_region(frame_shape: tuple[int, ...], box: tuple[int, int, int, int], model_size: int,
+                   multiplier: float = 2) -> tuple[int, int, int, int]:
+    """Frigate's ``calculate_region``: a square around ``box`` (x1, y1, x2, y2), at least the model's
+    size, moved inside the frame."""
+    xmin, ymin, xmax, ymax = box
+    size = max(int((max(xmax - xmin, ymax - ymin) * multiplier) // 4 * 4), model_size)
+    x_offset = min(max(int((xmax - xmin) / 2.0 + xmin - size / 2.0), 0), max(0, frame_shape[1] - size))
+    y_offset = min(max(int((ymax - ymin) / 2.0 + ymin - size / 2.0), 0), max(0, frame_shape[0] - size))
+    return x_offset, y_offset, x_offset + size, y_offset + size
+
+
+def frigate_region_pixels(frame_bgr: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """The region as Frigate crops it (``yuv_crop_and_resize``): what lies outside the frame is black,
+    and a region moved inside the frame starts at its top left (calculate_region keeps offsets >= 0)."""
+    x1, y1, x2, y2 = region
+    canvas = np.zeros((y2 - y1, x2 - x1, 3), np.uint8)
+    part = frame_bgr[y1:y2, x1:x2]
+    canvas[:part.shape[0], :part.shape[1]] = part
+    return canvas
+
+
+def frigate_tensor_input(region_bgr: np.ndarray, model_size: tuple[int, int]) -> np.ndarray:
+    """Frigate's ``create_tensor_input`` (rgb) of a region's pixels: through I420 (as ffmpeg hands
+    frames to Frigate) to RGB, resized to the model's size with INTER_LINEAR."""
+    rgb = cv2.cvtColor(cv2.cvtColor(region_bgr, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2RGB_I420)
+    if rgb.shape != (model_size[1], model_size[0], 3):
+        rgb = cv2.resize(rgb, dsize=model_size, interpolation=cv2.INTER_LINEAR)
+    return np.expand_dims(rgb, axis=0)
 
 
 def pycoral_get_objects(interpreter, score_threshold: float = -float("inf"),
@@ -68,6 +102,11 @@ def pycoral_input_size(interpreter) -> tuple[int, int]:
     return width, height
 
 
+def pycoral_set_input(interpreter, data: np.ndarray) -> None:
+    """pycoral 2.0's ``common.set_input``: the data, already of the input's size, into the input tensor."""
+    interpreter.tensor(interpreter.get_input_details()[0]["index"])()[0][:, :] = data
+
+
 def pycoral_set_resized_input(interpreter, size: tuple[int, int], resize):
     """pycoral 2.0's ``common.set_resized_input``: the image scaled to fit, at the top left, zeros around."""
     width, height = pycoral_input_size(interpreter)
@@ -86,6 +125,7 @@ PYCORAL_MODULES = {  # the pycoral API the README's snippet calls, backed by the
     "pycoral/__init__.py": "",
     "pycoral/adapters/__init__.py": "",
     "pycoral/adapters/common.py": "from consumers import pycoral_input_size as input_size, "
+                                  "pycoral_set_input as set_input, "
                                   "pycoral_set_resized_input as set_resized_input  # noqa: F401\n",
     "pycoral/adapters/detect.py": "from consumers import pycoral_get_objects as get_objects  # noqa: F401\n",
     "pycoral/utils/__init__.py": "",

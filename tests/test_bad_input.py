@@ -909,6 +909,50 @@ def record_row(item: Case, result: subprocess.CompletedProcess, line: str) -> No
             out.write(f"| {item.name} | {result.returncode} | `{line.replace('|', '/')}` |\n")
 
 
+# ---- the resize mode (letterbox or stretch) ----------------------------------------------------
+
+@case("convert: --resize squash", fragments=("--resize", "squash", "letterbox", "stretch"))
+def _(d, m):
+    return [*CONVERT, cfg(d), weights(d, m), "out.h5", "--resize", "squash"]
+
+
+@case("convert: letter_box=2 in the cfg", fragments=("tiny.cfg line", "letter_box=2", "not 0 or 1"))
+def _(d, m):
+    return [*CONVERT, edited_cfg(d, "[net]", "[net]\nletter_box=2"), weights(d, m), "out.h5"]
+
+
+@case("convert: letter_box=yes in the cfg", fragments=("tiny.cfg line", "letter_box=yes", "not an integer"))
+def _(d, m):
+    return [*CONVERT, edited_cfg(d, "[net]", "[net]\nletter_box=yes"), weights(d, m), "out.h5"]
+
+
+@case("infer: --resize squash", fragments=("--resize", "squash"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--resize", "squash")
+
+
+@case("evaluate: --resize squash", fragments=("--resize", "squash"))
+def _(d, m):
+    return [*EVALUATE, "--model", model(d, m), "--classes", names(d), "--images", photo(d), "--resize", "squash"]
+
+
+@case("infer: --resize stretch on a letterbox model: one warning, then detections", status=0,
+      fragments=("dog 0.",))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--resize", "stretch")
+
+
+@case("infer: metadata with an unknown resize mode", fragments=("not valid YOLO metadata", "resize 'squash'"))
+def _(d, m):
+    from utils.tflite import model as tflite_model
+    from utils.yolo.meta import METADATA_NAME
+    crafted = tflite_model.load(m.tflite)
+    raw = json.loads(tflite_model.read_metadata(m.tflite.read_bytes(), METADATA_NAME))
+    tflite_model.set_metadata(crafted, METADATA_NAME, json.dumps({**raw, "resize": "squash"}).encode())
+    tflite_model.save(crafted, d / "crafted.tflite")
+    return [*INFER, "--model", "crafted.tflite", "--classes", names(d), "--image", photo(d)]
+
+
 @pytest.mark.parametrize("item", [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.slow else [])
                                   for c in CASES])
 def test_case(item: Case, tmp_path, models):

@@ -67,7 +67,7 @@ def test_minmax_two_step_path_equals_tensorflows_one_step_conversion(model_facto
     model = load_keras_model(h5)
     meta = quantize.model_meta(model, h5)
     samples = calibration.Calibration(calibration.plan(find_images([str(p) for p in sample_paths()]), 6))
-    dataset = samples.dataset(meta.input_size, lambda items: items)
+    dataset = samples.dataset(meta.input_size, meta.resize, lambda items: items)
     ours = tflite_model.unpack(quantize.to_tflite(model, dataset, "uint8", method=Method("minmax")))
     with quantize.converter_for(model, dataset, "uint8") as converter:
         theirs = tflite_model.unpack(quantize._convert(converter))

@@ -8,30 +8,9 @@ import pytest
 from conftest import MODEL_DATA, assert_user_error, run_script, sample_paths, sized_cfg_text
 from utils.darknet.cfg import conv_layouts, parse_cfg
 from utils.darknet.weights import write_weights
+from utils.testing.opencv_reference import keras_heads, opencv_heads
 
 pytestmark = pytest.mark.slow
-
-
-def keras_heads(model_path: Path, x: np.ndarray) -> list[np.ndarray]:
-    import keras
-
-    import utils.runtime.keras_layers  # noqa: F401  (registers the custom layers)
-    model = keras.models.load_model(model_path, compile=False)
-    outputs = model(x, training=False)
-    return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
-
-
-def opencv_heads(cfg: Path, weights: Path, x: np.ndarray) -> list[np.ndarray]:
-    """Raw head tensors (what feeds each [yolo]: the conv, or its logistic for new_coords heads)
-    from OpenCV 4.x's own Darknet importer, NHWC."""
-    net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
-    net.setInput(x.transpose(0, 3, 1, 2).copy())
-    layers = set(net.getLayerNames())
-    names = []
-    for name in net.getUnconnectedOutLayersNames():
-        number = int(name.split("_")[1])
-        names.append(f"logistic_{number}" if f"logistic_{number}" in layers else f"conv_{number - 1}")
-    return [o.transpose(0, 2, 3, 1) for o in net.forward(names)]
 
 
 def compare_with_opencv(cfg: Path, weights: Path, h5: Path, size: tuple[int, int]):

@@ -70,3 +70,46 @@ def test_extra_floats_are_counted(tmp_path, tiny_cfg):
     path.write_bytes(path.read_bytes() + b"\0" * 40)
     with pytest.raises(UserError, match="10 floats left over"):
         read_weights(path, layouts)
+
+
+# The resize each model in model_data/ was trained with, by the cfg alone and with a weights file of
+# each Darknet's header (0.2.0: Darknet 2018; 0.2.5: AlexeyAB's and Hank.ai's).
+RESIZE_VERDICTS = {
+    "yolov3-tiny": ("letterbox", "classic cfg"),
+    "yolov3": ("letterbox", "classic cfg"),
+    "yolov3-spp": ("letterbox", "classic cfg"),
+    "yolov3-tiny-prn": ("letterbox", "classic cfg"),
+    "yolov4-tiny": ("stretch", "[route] groups"),
+    "yolov4-tiny-3l": ("stretch", "[route] groups"),
+    "yolov7-tiny": ("stretch", "[yolo] scale_x_y"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESIZE_VERDICTS))
+def test_resize_rule_for_every_cfg_in_model_data(name, tmp_path):
+    from utils.darknet.resize_rule import resize_mode
+    sections = parse_cfg(MODEL_DATA / f"{name}.cfg")
+    mode, why = resize_mode(sections)
+    assert (mode, RESIZE_VERDICTS[name][1] in why) == (RESIZE_VERDICTS[name][0], True), why
+    for revision, expected in ((0, mode), (5, "stretch")):
+        path = tmp_path / f"{name}-{revision}.weights"
+        path.write_bytes(np.array([0, 2, revision], np.int32).tobytes() + bytes(8))
+        found, because = resize_mode(sections, path)
+        assert found == expected
+        assert f"header 0.2.{revision}" in because or mode == "stretch"  # a fork's option speaks first
+
+
+@pytest.mark.parametrize("value, mode", [("1", "letterbox"), ("0", "stretch")])
+def test_letter_box_in_the_cfg_decides_before_anything_else(value, mode, tmp_path):
+    from utils.darknet.resize_rule import resize_mode
+    sections = parse_cfg_text((MODEL_DATA / "yolov4-tiny.cfg").read_text().replace("[net]", f"[net]\nletter_box={value}"),
+                              "cfg v4.cfg")
+    path = tmp_path / "fork.weights"
+    path.write_bytes(np.array([0, 2, 5], np.int32).tobytes() + bytes(8))
+    assert resize_mode(sections, path) == (mode, f"cfg v4.cfg line 2: [net] letter_box={value}")
+
+
+def test_letter_box_must_be_0_or_1():
+    with pytest.raises(UserError, match=r"line 2: \[net\] option 'letter_box=2' is not 0 or 1"):
+        parse_cfg_text((MODEL_DATA / "yolov3-tiny.cfg").read_text().replace("[net]", "[net]\nletter_box=2"),
+                       "cfg t.cfg")

@@ -16,10 +16,11 @@ from consumers import FRIGATE_MIN_SCORE, frigate_detect_raw, pycoral_get_objects
 
 from conftest import MODEL_DATA, ROOT, sample_paths, sized_cfg_text
 from utils.darknet.cfg import conv_layouts, parse_cfg
-from utils.darknet.reference import reference_photos
 from utils.darknet.weights import write_weights
-from utils.evaluation.metrics import coco_map, evaluate
 from utils.quantize import edgetpu_check
+from utils.testing.agreement import agreement, largest_differences
+from utils.testing.darknet_reference import reference_photos
+from utils.testing.image_sets import clip_frames
 from utils.yolo.detector import Detector
 from utils.yolo.letterbox import Letterbox
 from utils.yolo.types import Detections
@@ -43,35 +44,12 @@ def scoring_images(tmp_path: Path) -> list[Path]:
     """The sample photos, and a second set: Darknet's other photos (where installed) and every 4th clip frame."""
     samples = {p.name for p in sample_paths()}
     second = [p for p in reference_photos() if p.name not in samples]
-    capture, number = cv2.VideoCapture(str(MODEL_DATA / "samples" / "clip.mp4")), 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if number % 4 == 0:
-            second.append(tmp_path / f"clip_{number:02d}.png")
-            cv2.imwrite(str(second[-1]), frame)
-        number += 1
-    return sample_paths() + second
-
-
-def agreement(reference: list[Detections], found: list[Detections], sizes: list[tuple[int, int]]) -> tuple[float, float]:
-    truths = [(d.boxes, d.class_ids, np.zeros(len(d), bool)) for d in reference]
-    return evaluate(truths, found, 80).map50, coco_map(truths, found, sizes)
+    return sample_paths() + second + clip_frames(tmp_path, every=4)
 
 
 def largest_box_difference(reference: list[Detections], found: list[Detections]) -> float:
     """The largest corner difference in pixels between same-class detections matched by IoU >= 0.5."""
-    from utils.yolo.nms import iou_matrix
-    largest = 0.0
-    for a, b in zip(reference, found):
-        if len(a) and len(b):
-            overlap = np.where(a.class_ids[:, None] == b.class_ids[None, :], iou_matrix(a.boxes, b.boxes), 0)
-            best = overlap.argmax(1)
-            matched = overlap[np.arange(len(a)), best] >= 0.5
-            if matched.any():
-                largest = max(largest, float(np.abs(a.boxes[matched] - b.boxes[best[matched]]).max()))
-    return largest
+    return largest_differences(reference, found)[0]
 
 
 def record(name: str, text: str) -> None:
@@ -141,8 +119,9 @@ def test_float_op_boxes_equal_our_decoder(model_factory, build_dir, weights, cfg
         if not weights_path.exists():
             write_weights(weights_path, conv_layouts(parse_cfg(cfg)), np.random.default_rng(5))
     name = cfg.stem
+    # The op's NMS is greedy IoU: the decoder runs the same rule (YOLOv4/v7's cfgs ask for DIoU-NMS).
     heads = Detector(model_factory(f"{name}_float", [], ["--float"], cfg=cfg, weights_path=weights_path),
-                     threshold=threshold)
+                     threshold=threshold, nms="greedy")
     detections = Detector(model_factory(f"{name}_det_float", [], ["--float", *DETECTIONS, "--max-detections", "1000",
                                                                   "--score-threshold", str(threshold)],
                                         cfg=cfg, weights_path=weights_path), threshold=threshold)
@@ -154,7 +133,7 @@ def test_float_op_boxes_equal_our_decoder(model_factory, build_dir, weights, cfg
         # implementations may settle one tie differently; real weights must give the same list.
         assert len(ours) - len(theirs) in ((0,) if kind.startswith("real") else (0, 1)), (path.name, len(ours),
                                                                                         len(theirs))
-        box = Letterbox.fit((image.shape[1], image.shape[0]), size)
+        box = Letterbox.fit((image.shape[1], image.shape[0]), size, heads.meta.resize)
         scale = max(box.image_size[0] / box.new_size[0], box.image_size[1] / box.new_size[1]) * max(size)
         for b, s, c in zip(theirs.boxes, theirs.scores, theirs.class_ids):
             same = (ours.class_ids == c) & (np.abs(ours.scores - s) < 1e-4)
@@ -237,12 +216,12 @@ def test_frigate_and_pycoral_read_the_same_objects(tpu_models, tmp_path):
 
 
 def test_readme_pycoral_snippet_runs_with_pycorals_reading(tpu_models, tmp_path):
-    """README's pycoral snippet (ten lines), run against pycoral 2.0's functions as tests/consumers.py
+    """README's pycoral snippet (eleven lines), run against pycoral 2.0's functions as tests/consumers.py
     has them, on LiteRT; the uncompiled model stands in for the _edgetpu file (no compiler here)."""
     from consumers import PYCORAL_MODULES
     section = (ROOT / "README.md").read_text().split("## Use the model in pycoral", 1)[1]
     snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
-    assert len([line for line in snippet.splitlines() if line.strip()]) <= 10
+    assert len([line for line in snippet.splitlines() if line.strip()]) <= 11
     for name, text in PYCORAL_MODULES.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -265,3 +244,116 @@ def test_the_op_runs_single_threaded_here(tpu_models):
     assert two.engine.threads == 1
     a, b = one.detect(image), two.detect(image)
     assert a.class_ids.tolist() == b.class_ids.tolist() and 2 in a.class_ids.tolist()  # the car is there
+
+
+@pytest.fixture(scope="module")
+def stretch_models(model_factory):
+    """The same Edge TPU models converted with --resize stretch (AlexeyAB's and Hank.ai's resize)."""
+    convert = ["--leaky", "prelu", "--resize", "stretch"]
+    return (model_factory("tiny_prelu_stretch_int8", convert, []),
+            model_factory("tiny_prelu_stretch_det_int8", convert, DETECTIONS + CANDIDATES))
+
+
+def pixel_detections(xyxy: np.ndarray, scores, classes, image_size: tuple[int, int]) -> Detections:
+    return Detections(np.asarray(xyxy, np.float32).reshape(-1, 4), np.asarray(scores, np.float32),
+                      np.asarray(classes, np.int64)).clipped(image_size)
+
+
+def task_library_on_raw_photos(python: str, model: Path, images: list[np.ndarray], tmp_path: Path) -> list[Detections]:
+    """The Task Library's ObjectDetector given each photo as it is (its own resize to the input)."""
+    arrays = []
+    for number, image in enumerate(images):
+        arrays.append(tmp_path / f"raw-{number}.npy")
+        np.save(arrays[-1], cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    result = subprocess.run([python, str(ROOT / "tests" / "task_library_detect.py"), str(model), *map(str, arrays)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = []
+    for line, image in zip(result.stdout.splitlines(), images):
+        entries = json.loads(line)
+        xywh = np.array([e[3] for e in entries], np.float64).reshape(-1, 4)
+        found.append(pixel_detections(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], [e[2] for e in entries],
+                                      [e[0] for e in entries], (image.shape[1], image.shape[0])))
+    return found
+
+
+def pycoral_on_raw_photos(model: Path, images: list[np.ndarray], stretch: bool) -> list[Detections]:
+    """pycoral 2.0: the photo stretched to the input (``set_input`` of a ``cv2.resize``, boxes scaled
+    back per axis), or its detection example's ``set_resized_input`` (aspect kept, black at the
+    bottom or right)."""
+    from ai_edge_litert.interpreter import Interpreter
+    from consumers import pycoral_input_size, pycoral_set_input, pycoral_set_resized_input
+    interpreter = Interpreter(str(model))
+    interpreter.allocate_tensors()
+    width, height = pycoral_input_size(interpreter)
+    found = []
+    for image in images:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        size = (rgb.shape[1], rgb.shape[0])
+        if stretch:
+            pycoral_set_input(interpreter, cv2.resize(rgb, (width, height)))
+            scale = (width / size[0], height / size[1])
+        else:
+            _, scale = pycoral_set_resized_input(interpreter, size, lambda new, rgb=rgb: cv2.resize(rgb, new))
+        interpreter.invoke()
+        objects = pycoral_get_objects(interpreter, 0.1, scale)
+        found.append(pixel_detections([tuple(o.bbox) for o in objects], [o.score for o in objects],
+                                      [o.id for o in objects], size))
+    return found
+
+
+def frigate_on_square_regions(model: Path, images: list[np.ndarray]) -> tuple[list[Detections], list[np.ndarray]]:
+    """Frigate on a square region of each photo (its calculate_region around the photo's centre, the
+    shorter side wide, at least the model's size); (its detections in region pixels, the regions'
+    pixels as Frigate crops them, in BGR)."""
+    from ai_edge_litert.interpreter import Interpreter
+    from consumers import frigate_region, frigate_region_pixels, frigate_tensor_input
+    interpreter = Interpreter(str(model))
+    interpreter.allocate_tensors()
+    found, crops = [], []
+    for image in images:
+        height, width = image.shape[:2]
+        side = min(width, height) // 4 * 4
+        centre = (width // 2 // 4 * 4, height // 2 // 4 * 4)
+        box = (centre[0] - side // 4, centre[1] - side // 4, centre[0] + side // 4, centre[1] + side // 4)
+        crops.append(frigate_region_pixels(image, frigate_region(image.shape, box, 416, multiplier=2)))
+        rows = frigate_detect_raw(interpreter, frigate_tensor_input(crops[-1], (416, 416)))
+        rows = rows[rows[:, 1] > 0]
+        side = crops[-1].shape[0]
+        found.append(pixel_detections(rows[:, [3, 2, 5, 4]] * side, rows[:, 1], rows[:, 0], (side, side)))
+    return found, crops
+
+
+def test_readers_fed_as_they_feed_themselves_agree_with_the_toolkit(task_library_python, tpu_models,
+                                                                     stretch_models, tmp_path):
+    """Each reader given the photo as it resizes it: the Task Library the raw photo, pycoral a
+    cv2.resize to the input (and its example's padded resize), Frigate a square region through I420
+    and INTER_LINEAR. For a stretch model each agrees with inference.py (the heads model from the
+    same weights and calibration) at >= 0.99 mAP@0.5 on non-square photos; Frigate's square regions
+    suit both modes. What a letterbox model loses in a reader that stretches is recorded."""
+    images = [cv2.imread(str(p)) for p in scoring_images(tmp_path)]
+    images = [image for image in images if image.shape[0] != image.shape[1]]  # non-square photos only
+    sizes = [(image.shape[1], image.shape[0]) for image in images]
+    for mode, (heads, detections) in (("stretch", stretch_models), ("letterbox", tpu_models)):
+        truth = [Detector(heads, COCO).detect(image) for image in images]
+        readers = {"Task Library (raw photo)": task_library_on_raw_photos(task_library_python, detections, images,
+                                                                           tmp_path),
+                   "pycoral (set_input of cv2.resize)": pycoral_on_raw_photos(detections, images, stretch=True),
+                   "pycoral (set_resized_input, padded)": pycoral_on_raw_photos(detections, images, stretch=False)}
+        scores = {}
+        for name, found in readers.items():
+            scores[name] = agreement(truth, found, sizes)
+            record(f"{name} vs inference.py, {mode} model",
+                   f"{len(images)} non-square images, mAP@0.5 {scores[name][0]:.4f}, mAP@[.5:.95] {scores[name][1]:.4f}")
+        frigate, crops = frigate_on_square_regions(detections, images)
+        strict = Detector(heads, COCO, threshold=FRIGATE_MIN_SCORE + 0.1)
+        crop_truth = [strict.detect(crop) for crop in crops]
+        scores["Frigate"] = agreement(crop_truth, frigate, [(c.shape[1], c.shape[0]) for c in crops])
+        record(f"Frigate (square regions, I420, INTER_LINEAR) vs inference.py on the regions, {mode} model",
+               f"{len(crops)} regions, mAP@0.5 {scores['Frigate'][0]:.4f}, mAP@[.5:.95] {scores['Frigate'][1]:.4f}")
+        assert scores["Frigate"][0] >= 0.99, (mode, scores)
+        if mode == "stretch":
+            for name in ("Task Library (raw photo)", "pycoral (set_input of cv2.resize)"):
+                assert scores[name][0] >= 0.99, (name, scores)
+        else:  # a letterbox model fed a stretched photo sees the wrong geometry: the tests must see that
+            assert scores["Task Library (raw photo)"][0] < 0.99, scores

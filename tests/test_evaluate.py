@@ -258,6 +258,13 @@ def test_own_labels_score_one_and_bad_inputs_are_counted(tmp_path, float_model):
     assert model["map50"] == 1.0 and model["map50_95"] > 0.99
     assert {c["label"] for c in model["per_class"]} >= {"dog", "bicycle", "person", "horse"}
     assert all(0 <= c["precision"] <= 1 and 0 <= c["recall"] <= 1 for c in model["per_class"])
+    # Which resize does the model want? Both, side by side: its own (letterbox) made these labels.
+    both = run_script("evaluate.py", "--model", str(float_model), "--data", str(tmp_path / "obj.data"),
+                      "--resize", "both", "--json")
+    assert both.returncode == 0, both.stderr
+    runs = {m["resize"]: m for m in json.loads(both.stdout)["models"]}
+    assert runs["letterbox"]["map50"] == 1.0 and runs["stretch"]["map50_95"] < 0.9, runs
+    assert both.stderr.count("warning: resize stretch overrides") == 1, both.stderr
 
 
 @pytest.mark.slow

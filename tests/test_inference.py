@@ -7,18 +7,27 @@ import pytest
 
 from conftest import MODEL_DATA, assert_user_error, match, run_script, sample_paths, sized_cfg_text
 from helpers import tflite_detections
-from utils.darknet import reference as darknet_ref
 from utils.darknet.cfg import conv_layouts, parse_cfg
 from utils.darknet.weights import write_weights
+from utils.testing import darknet_reference as darknet_ref
 from utils.tflite import model as tflite_model
 
 pytestmark = pytest.mark.slow
 needs_darknet = pytest.mark.skipif(not darknet_ref.available(), reason="Debian's darknet is not installed")
 
 
-def darknet_detections(cfg, weights, classes=80, threshold=0.25, images=None):
+def darknet_detections(cfg, weights, classes=80, threshold=0.25, images=None, resize="letterbox"):
     net = darknet_ref.Darknet(cfg, weights)
-    return {p.name: net.detect(cv2.imread(str(p)), classes, threshold) for p in images or sample_paths()}
+    return {p.name: net.detect(cv2.imread(str(p)), classes, threshold, resize=resize) for p in images or sample_paths()}
+
+
+def with_portraits(directory):
+    """The sample photos and each one turned on its side: landscape, portrait and one square photo."""
+    paths = list(sample_paths())
+    for path in sample_paths():
+        paths.append(directory / f"portrait-{path.name}")
+        cv2.imwrite(str(paths[-1]), np.ascontiguousarray(cv2.imread(str(path)).transpose(1, 0, 2)))
+    return paths
 
 
 def assert_same(reference, ours, min_score, min_iou, max_dscore):
@@ -35,6 +44,23 @@ def test_float_tflite_equals_darknet(model_factory, weights, tiny_cfg):
     assert {16, 1, 2, 7} <= {c for c, _ in dog}  # dog, bicycle, car, truck
     assert_same(reference, tflite_detections(model_factory("tiny_keep_float", quant_args=["--float"]), sample_paths()),
                 0.30, 0.98, 0.01)
+
+
+@needs_darknet
+@pytest.mark.parametrize("size", [(416, 416), (608, 352)])
+def test_float_stretch_tflite_equals_darknets_stretch(tmp_path, model_factory, weights, tiny_cfg, size):
+    """A stretch model gives the detections of AlexeyAB's and Hank.ai's Darknet: libdarknet's own
+    resize_image to the network size, network_predict, boxes scaled back per axis. The letterbox's
+    detections differ on the same photos, so the comparison can tell the two apart."""
+    cfg = tmp_path / f"tiny-{size[0]}x{size[1]}.cfg"
+    cfg.write_text(sized_cfg_text(tiny_cfg, size))
+    images = with_portraits(tmp_path)
+    model = model_factory(f"tiny_stretch_{size[0]}x{size[1]}_float",
+                          ["--resize", "stretch", "--input-size", f"{size[0]}x{size[1]}"], ["--float"])
+    stretched = darknet_detections(cfg, weights, images=images, resize="stretch")
+    assert_same(stretched, tflite_detections(model, images), 0.30, 0.98, 0.01)
+    letterboxed = darknet_detections(cfg, weights, images=images)
+    assert any(match(stretched[name], letterboxed[name], 0.30, 0.98, 0.01) != ([], []) for name in stretched)
 
 
 @needs_darknet

@@ -18,8 +18,9 @@ RANKS = {  # lowest first
     "runtime": 2,
     "yolo": 3,
     "media": 4, "darknet": 4,
-    "quantize": 5, "evaluation": 5, "testing": 5,  # testing: the stand-in Edge TPU, for tests and benches
-    "entry": 6,       # the documented short names
+    "quantize": 5, "evaluation": 5,
+    "testing": 6,     # code for tests and benches only: nothing in the product imports it
+    "entry": 7,       # the documented short names
 }
 BASE = {"errors", "console", "files", "machine"}
 ENTRY = {"detector", "fetch_weights", "edgetpu_check", "fidelity", "quant_debug"}
@@ -106,6 +107,13 @@ def test_the_engine_imports_nothing_of_yolo():
     for module, imported in graph().items():
         if layer(module) in ("runtime", "tflite"):
             assert not {layer(target) for target in imported} & {"yolo"}, (module, imported)
+
+
+def test_no_product_module_imports_test_code():
+    """utils/testing/ (the stand-in Edge TPU, libdarknet, loopback cameras) is for tests and benches."""
+    for module, imported in graph().items():
+        if layer(module) != "testing":
+            assert not {target for target in imported if layer(target) == "testing"}, (module, imported)
 
 
 def test_the_adapter_runs_models_only_through_the_engine():

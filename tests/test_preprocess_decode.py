@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import sample_paths
-from utils.darknet import reference as darknet_ref
+from utils.testing import darknet_reference as darknet_ref
 from utils.yolo.decode import decode
 from utils.yolo.letterbox import Preprocessor, letterbox_float, resize_image
 from utils.yolo.meta import Head, YoloMeta, default_masks
@@ -60,6 +60,30 @@ def test_letterbox_matches_libdarknet(net_size, weights, tiny_cfg):
                 levels = quantized[0].astype(np.float32) - zero_point
                 assert np.abs(levels - expected).max() <= 1  # the issue's bound: 1/255
                 assert (levels != expected).mean() < 1e-3   # in fact only float ties differ
+
+
+@pytest.mark.skipif(not darknet_ref.available(), reason="Debian's darknet is not installed")
+@pytest.mark.parametrize("net_size", [(416, 416), (608, 352)])
+def test_stretch_matches_libdarknet(net_size, weights, tiny_cfg):
+    """The stretch input is libdarknet's resize_image to the network size, as the forks feed it."""
+    net = darknet_ref.Darknet(tiny_cfg, weights)
+    for path in sample_paths():
+        image = cv2.imread(str(path))
+        for im in (image, np.ascontiguousarray(image.transpose(1, 0, 2))):
+            reference = net.stretch(im[..., ::-1].astype(np.float32) / 255, net_size)
+            assert np.abs(letterbox_float(im, net_size, "stretch")[0] - reference).max() <= 1 / 255 / 100
+            quantized, box = Preprocessor(net_size, np.uint8, np.float32(1 / 255), 0, resize="stretch")(im)
+            assert np.abs(quantized[0].astype(np.float32) - np.round(reference * 255)).max() <= 1
+            assert box == Letterbox(box.image_size, net_size, net_size, (0, 0))
+
+
+def test_stretch_geometry_scales_each_axis():
+    box = Letterbox.fit((1000, 250), (416, 416), "stretch")
+    assert (box.new_size, box.offset) == ((416, 416), (0, 0))
+    back = box.to_image(np.array([[0.5, 0.5, 0.25, 0.5]], np.float32))[0]
+    assert np.allclose(back, [375, 62.5, 625, 187.5])
+    with pytest.raises(ValueError, match="unknown resize mode 'squash'"):
+        Preprocessor((416, 416), resize="squash")
 
 
 def test_preprocessor_reused_across_image_shapes():

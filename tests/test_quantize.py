@@ -129,6 +129,28 @@ def test_quantizer_reports(model_factory, tmp_path):
     assert "Detections of the int8 model (xnnpack kernels) against the float model on 2 images" in result.stdout
 
 
+def test_a_stretch_model_calibrates_stretched_on_a_data_files_train_list(model_factory, tmp_path):
+    """--dataset obj.data calibrates on its train= list; a stretch model's samples are stretched, as
+    inference.py will feed it, and the mode travels into the .tflite."""
+    import cv2
+
+    from utils.quantize import calibration
+    from utils.yolo.letterbox import letterbox_float
+    from utils.yolo.meta import METADATA_NAME, YoloMeta
+    h5 = model_factory("tiny_keep_stretch", ["--resize", "stretch"])
+    (tmp_path / "train.txt").write_text("".join(f"{p}\n" for p in sample_paths()[:2]))
+    (tmp_path / "obj.data").write_text("classes = 80\ntrain = train.txt\nvalid = train.txt\nnames = coco.names\n")
+    out = tmp_path / "q.tflite"
+    result = run_script("keras_to_tflite_quant.py", str(h5), str(out), "--dataset", str(tmp_path / "obj.data"),
+                        "--num-samples", "4", check=True)
+    assert "dataset: 2 images found" in result.stdout and "resize: stretch" in result.stdout, result.stdout
+    meta = YoloMeta.from_json(tflite_model.read_metadata(tflite_model.read_bytes(out), METADATA_NAME).decode())
+    assert meta.resize == "stretch"
+    samples = calibration.Calibration(calibration.plan(sample_paths()[:1], 1, False))
+    tensor = next(iter(samples.dataset((416, 416), "stretch", lambda items: items)()))[0]
+    assert np.array_equal(tensor, letterbox_float(cv2.imread(str(sample_paths()[0])), (416, 416), "stretch"))
+
+
 @pytest.fixture
 def not_heads(tmp_path):
     import keras

@@ -1,5 +1,5 @@
 """Live sources with real servers on loopback: an RTSP camera (GStreamer's RTSP server) and an HTTP
-MJPEG camera (utils/media/loopback), each killed mid-stream and restarted. Bounded in time."""
+MJPEG camera (utils/testing/loopback), each killed mid-stream and restarted. Bounded in time."""
 from __future__ import annotations
 
 import json
@@ -17,7 +17,7 @@ import pytest
 
 from conftest import MODEL_DATA, ROOT
 
-SERVERS = ROOT / "utils" / "media" / "loopback"
+SERVERS = ROOT / "utils" / "testing" / "loopback"
 SECRET = "s3cret-pw"
 
 

@@ -1,1 +1,1 @@
-"""Darknet models: cfg parser, weights reader, Keras builder, conversion, libdarknet reference, weights fetcher."""
+"""Darknet models: cfg parser, weights reader, Keras builder, conversion, resize rule, weights fetcher."""

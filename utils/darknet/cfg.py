@@ -137,6 +137,9 @@ def parse_cfg_text(text: str, source: str = "cfg") -> list[Section]:
                                 f"must be at least {minimum}")
         if section.kind == "yolo":
             _check_yolo(section)
+    if "letter_box" in sections[0].options and sections[0].int("letter_box") not in (0, 1):
+        raise UserError(f"{sections[0].where('letter_box')} option 'letter_box={sections[0].options['letter_box']}' "
+                        "is not 0 or 1")
     return sections
 
 

@@ -21,6 +21,7 @@ class ConversionReport:
     parameters: int
     output_shapes: list[tuple]
     meta: YoloMeta
+    resize_reason: str
 
     def summary(self, seconds: float) -> str:
         handling = {"keep": "leaky ReLU kept (LEAKY_RELU: fast on CPU, not mapped by the Edge TPU)",
@@ -34,6 +35,7 @@ class ConversionReport:
             f"  outputs {heads}",
             f"  classes {self.meta.classes}, anchors {format_anchors(self.meta.anchors).strip()}",
             f"  activations: {handling}",
+            f"  resize  {self.meta.resize}: {self.resize_reason}",
             f"  sidecars {self.sidecars[0]}, {self.sidecars[1]}",
             f"  converted in {seconds:.2f} s"])
 
@@ -50,8 +52,10 @@ def save_model(model: keras.Model, meta: YoloMeta, output: Path) -> tuple[Path, 
 
 
 def convert(sections: list[Section], weights: list[ConvWeights], input_size: tuple[int, int],
-            leaky: str, output: Path) -> ConversionReport:
+            leaky: str, output: Path, resize: tuple[str, str] = ("letterbox", "default")) -> ConversionReport:
+    """Build and save; ``resize`` is the model's (mode, why), recorded in its metadata."""
     model, meta = build_model(sections, weights, input_size, leaky)
+    meta.resize = resize[0]
     sidecars = save_model(model, meta, output)
     return ConversionReport(output, sidecars, len(sections) - 1, model.count_params(),
-                            [tuple(o.shape) for o in model.outputs], meta)
+                            [tuple(o.shape) for o in model.outputs], meta, resize[1])

@@ -27,6 +27,20 @@ def header_size(major: int, minor: int) -> int:
     return 12 + (8 if wide else 4)
 
 
+def read_version(path: str | Path) -> tuple[int, int, int]:
+    """The (major, minor, revision) a weights file's header records: which Darknet wrote it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(12)
+    except OSError as error:
+        raise UserError(f"weights {path}: cannot read ({error.strerror})") from None
+    if len(raw) < 12:
+        raise UserError(f"weights {path}: too short for a Darknet header ({len(raw)} bytes)")
+    major, minor, revision = (int(v) for v in np.frombuffer(raw, np.int32, 3))
+    return major, minor, revision
+
+
 def read_weights(path: str | Path, layouts: list[ConvLayout]) -> list[ConvWeights]:
     """Read one ConvWeights per layout; the file must hold exactly what the cfg needs."""
     path = Path(path)

@@ -116,15 +116,16 @@ def image_list(path: Path) -> list[Path]:
     return paths
 
 
-def read_data_file(path: Path) -> tuple[Path, Path]:
-    """(``valid`` image list, ``names`` file) of a Darknet ``.data`` file."""
+def read_data_file(path: Path, images: str = "valid") -> tuple[Path, Path]:
+    """(image list, ``names`` file) of a Darknet ``.data`` file; ``images`` is the list's key
+    (``valid`` to score, ``train`` to calibrate)."""
     options = {}
     for line in read_text(path, "data file").splitlines():
         key, _, value = line.partition("=")
         if _ and not line.lstrip().startswith("#"):
             options[key.strip()] = value.strip()
     found = []
-    for key in ("valid", "names"):
+    for key in (images, "names"):
         if key not in options:
             raise UserError(f"data file {path}: no '{key} =' line")
         value = Path(options[key])
@@ -132,11 +133,15 @@ def read_data_file(path: Path) -> tuple[Path, Path]:
     return found[0], found[1]
 
 
-def find_dataset_images(sources: list[str]) -> list[Path]:
-    """``--images``: directories, image files or globs, or a Darknet list file (``.txt``)."""
+def find_dataset_images(sources: list[str], what: str = "image", data_key: str = "valid") -> list[Path]:
+    """Directories, image files or globs, a Darknet list file (``.txt``), or a Darknet ``.data``
+    file (the list its ``data_key`` names)."""
+    if len(sources) == 1 and sources[0].lower().endswith(".data"):
+        listed, _ = read_data_file(require_file(sources[0], "data file"), data_key)
+        return image_list(require_file(listed, "image list"))
     if len(sources) == 1 and sources[0].lower().endswith(".txt"):
         return image_list(require_file(sources[0], "image list"))
-    return [path for path, _ in find_image_entries(sources)]
+    return [path for path, _ in find_image_entries(sources, what)]
 
 
 def _coco_field(entry, key: str, kind, where: str, optional: bool = False):

@@ -87,7 +87,7 @@ def add_image(report: Fidelity, reference: Detections, candidate: Detections) ->
 
 def keras_detect(model, meta: YoloMeta, image: np.ndarray, threshold: float = 0.25) -> Detections:
     """Detections of a float Keras model, decoded exactly like a TFLite model's."""
-    tensor, box = Preprocessor(meta.input_size)(image)
+    tensor, box = Preprocessor(meta.input_size, resize=meta.resize)(image)
     outputs = model(tensor, training=False)
     outputs = [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
     by_grid = {(o.shape[2], o.shape[1]): HeadOutput(o) for o in outputs}
@@ -124,6 +124,9 @@ def main() -> None:
     if sizes[0] != sizes[1]:
         print(f"Input sizes differ ({sizes[0]} and {sizes[1]}): detections are compared in image pixels, "
               "so the comparison is fair, but it measures the input size as well as quantization.")
+    if quantized.meta.resize != reference.meta.resize:
+        print(f"Resize modes differ ({quantized.meta.resize} and {reference.meta.resize}): the comparison measures "
+              "the resize as well as quantization.")
     print(compare(reference.detect, quantized.detect, images, quantized.engine.kernels).format())
 
 

@@ -77,7 +77,8 @@ def to_json(evaluation: Evaluation, names: list[str]) -> dict:
         result = entry.result
         precision, recall, f1 = result.totals()
         models.append({"model": str(entry.detector.engine.path), "label": entry.label,
-                       "runtime": entry.detector.engine.description, "images": evaluation.images,
+                       "runtime": entry.detector.engine.description, "resize": entry.detector.meta.resize,
+                       "images": evaluation.images,
                        "map50": round(result.map50, 6), "map50_95": round(result.map50_95, 6),
                        "map50_all_classes": round(result.map50_all_classes, 6),
                        "precision": round(precision, 6), "recall": round(recall, 6), "f1": round(f1, 6),
@@ -111,12 +112,12 @@ def format_table(evaluation: Evaluation, names: list[str], threshold: float) -> 
 
 
 def kernel_spread(evaluation: Evaluation) -> list[str]:
-    """For a model evaluated under several kernel sets: the range of its figures."""
-    by_model: dict[Path, list[Run]] = {}
+    """For a model evaluated under several kernel sets (with one resize): the range of its figures."""
+    by_model: dict[tuple[Path, str], list[Run]] = {}
     for entry in evaluation.runs:
-        by_model.setdefault(entry.detector.engine.path, []).append(entry)
+        by_model.setdefault((entry.detector.engine.path, entry.detector.meta.resize), []).append(entry)
     lines = []
-    for path, entries in by_model.items():
+    for (path, _), entries in by_model.items():
         if len({e.detector.engine.kernels for e in entries}) > 1:
             map50 = [e.result.map50 for e in entries]
             map50_95 = [e.result.map50_95 for e in entries]

@@ -1,1 +1,1 @@
-"""Frames in and out: images, frames, image and video sinks, video files, cameras, network streams, test cameras."""
+"""Frames in and out: images, frames, image and video sinks, video files, cameras, network streams."""

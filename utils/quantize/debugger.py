@@ -108,7 +108,7 @@ def main() -> None:
     meta = quantize.model_meta(model, args.model)
     paths = find_images(args.dataset)
     samples = calibration.Calibration(calibration.plan(paths, args.num_samples, not args.no_augment))
-    errors = layer_errors(model, samples.dataset(meta.input_size, lambda items: items), method=args.calibration)
+    errors = layer_errors(model, samples.dataset(meta.input_size, meta.resize, lambda items: items), method=args.calibration)
     if not errors:
         raise UserError(f"dataset: none of the {len(paths)} images could be decoded")
     print(format_errors(errors, args.top))

@@ -210,7 +210,7 @@ def head_errors(keras_model: keras.Model, tflite_path: Path, images: list[np.nda
     meta = model_meta(engine)
     quantized = YoloAdapter(engine, meta)
     fixed = logit_heads(meta)
-    float_pre = Preprocessor(net_size)
+    float_pre = Preprocessor(net_size, resize=meta.resize)
     sums: dict[tuple[int, int], list[float]] = {}
     for image in images:
         x, _ = float_pre(image)

@@ -1,1 +1,1 @@
-"""A stand-in Edge TPU for tests and benches (never used by the scripts themselves)."""
+"""Code for tests and benches only: the stand-in Edge TPU, libdarknet as a reference, loopback cameras."""

@@ -1,4 +1,4 @@
-"""The YOLO side of running a model on an engine: Darknet's letterbox in, heads by grid size out,
+"""The YOLO side of running a model on an engine: Darknet's letterbox or stretch in, heads by grid size out,
 then decoding and NMS. The engine underneath (any runtime, kernels, device) is not its concern."""
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class YoloAdapter:
             # One thread for the letterbox: in a video loop the decoder is busy with the next frame, and
             # bench/video_loop.py measured 1.30 ms with one resize thread against 1.60 ms with two.
             self.prepare = Preprocessor(self.input_size, info.dtype, info.scale, info.zero_point, 1,
-                                        engine.runtime, engine.kernels)
+                                        engine.runtime, engine.kernels, meta.resize)
         except ValueError as error:
             raise UserError(f"model {engine.path}: {error} (float32, or uint8/int8 with a scale, is supported)") from None
         self.detection_outputs = has_detection_outputs(engine)

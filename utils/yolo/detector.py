@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,7 +34,7 @@ from utils.yolo.image_check import as_bgr
 from utils.yolo.meta import YoloMeta
 from utils.yolo.options import iou_problem, reconnect_problem, threshold_problem
 from utils.yolo.ssd_outputs import PostProcess
-from utils.yolo.types import Detections
+from utils.yolo.types import RESIZE_MODES, Detections
 
 Item = TypeVar("Item")
 NMS_RULES = {"greedy": "iou", "diou": "diou", None: None}
@@ -83,7 +83,8 @@ class Detector:
     ``runtime``: "auto", "litert", "tflite_runtime" or "tensorflow". ``kernels``: "xnnpack",
     "builtin" or "reference" (default: the runtime's fastest). ``device``: "usb:0", "pci:0", a list
     "usb:0,usb:1" or "all" (with ``edge_tpu``). ``anchors``: only for a model without metadata.
-    ``nms``: "greedy" or "diou" (default: the model's own).
+    ``nms``: "greedy" or "diou" (default: the model's own). ``resize``: "letterbox" or "stretch"
+    (default: the model's own, as convert.py recorded it; another gives a one-line warning).
 
     Edge TPU faults: an invoke that fails is tried once more on the same device; if it fails
     again the device is closed, its frames go to the other devices (or wait) and it is reopened
@@ -96,11 +97,13 @@ class Detector:
                  iou: float = 0.45, *, runtime: str = "auto", kernels: str | None = None,
                  threads: int | None = None, edge_tpu: bool = False, device: str | None = None,
                  anchors: str | Path | None = None, nms: str | None = None, reconnect: int | None = None,
-                 on_event: Callable[[str], None] | None = None):
+                 on_event: Callable[[str], None] | None = None, resize: str | None = None):
         if device is not None and not edge_tpu:
             raise UserError(f"--device {device} names an Edge TPU: add --edge_tpu")
         if nms not in NMS_RULES:
             raise UserError(f"nms {nms!r}: use 'greedy' or 'diou' (or None for the model's own)")
+        if resize is not None and resize not in RESIZE_MODES:
+            raise UserError(f"resize {resize!r}: use {' or '.join(map(repr, RESIZE_MODES))} (or None for the model's own)")
         problem = threshold_problem(threshold) or iou_problem(iou) or reconnect_problem(reconnect)
         if problem:
             raise UserError(problem)
@@ -108,6 +111,10 @@ class Detector:
         device_names = parse_devices(device) if edge_tpu else [None]
         self.engine = open_engine(model, runtime, threads, kernels, edge_tpu, device_names[0])
         self.meta = model_meta(self.engine, anchors)
+        if resize is not None and resize != self.meta.resize:
+            print(f"warning: resize {resize} overrides model {model}'s own {self.meta.resize}: detections will "
+                  "differ from Darknet's for this model", file=sys.stderr)
+            self.meta = replace(self.meta, resize=resize)
         if names is not None:
             check_classes(self.meta, names, classes)
         self.names, self.threshold, self.iou, self.nms_kind = names, threshold, iou, NMS_RULES[nms]

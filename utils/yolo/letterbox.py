@@ -1,8 +1,10 @@
-"""Darknet's letterbox, reproduced to float rounding and fast, plus quantization to the model's input.
+"""Darknet's letterbox and stretch, reproduced to float rounding and fast, plus quantization to the
+model's input.
 
-Darknet (``src/image.c``) loads RGB in [0, 1], scales the image to fit the network with an
-integer-arithmetic size, resizes with its own two-pass *align-corners* bilinear
-``resize_image`` and pastes the result centred on a canvas of 0.5. OpenCV's ``INTER_LINEAR``
+Darknet (``src/image.c``) loads RGB in [0, 1] and resizes with its own two-pass *align-corners*
+bilinear ``resize_image``. The letterbox (Darknet 2018, ``letter_box=1``) scales the image to fit
+the network with an integer-arithmetic size and pastes it centred on a canvas of 0.5; the stretch
+(AlexeyAB's and Hank.ai's default) resizes it to the network size. OpenCV's ``INTER_LINEAR``
 samples at half-pixel centres instead and measurably changes detections, so it is not used.
 
 The resize runs as a small TFLite graph (``resize_graph``) on XNNPACK, made once per image
@@ -19,7 +21,7 @@ import numpy as np
 
 from utils.runtime.interpreters import interpreter_api
 from utils.yolo.resize_graph import resize_graph
-from utils.yolo.types import Letterbox
+from utils.yolo.types import RESIZE_MODES, Letterbox
 
 
 def _axis_samples(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,7 +133,8 @@ def resize_image(image: np.ndarray, new_size: tuple[int, int]) -> np.ndarray:
 
 
 class Preprocessor:
-    """BGR uint8 image → network input tensor ``(1, H, W, 3)`` in the input's own dtype.
+    """BGR uint8 image → network input tensor ``(1, H, W, 3)`` in the input's own dtype, letterboxed
+    or stretched as ``resize`` says (one of ``RESIZE_MODES``).
 
     ``scale`` and ``zero_point`` are the input tensor's quantization (``real = scale * (q - zp)``);
     for a float input leave them at (0, 0) and get RGB in [0, 1], Darknet's values. The resize runs
@@ -139,8 +142,11 @@ class Preprocessor:
     """
 
     def __init__(self, net_size: tuple[int, int], dtype=np.float32, scale: float = 0.0, zero_point: int = 0,
-                 threads: int | None = None, runtime: str = "auto", kernels: str | None = None):
-        self.net_size = tuple(net_size)
+                 threads: int | None = None, runtime: str = "auto", kernels: str | None = None,
+                 resize: str = "letterbox"):
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {resize!r}: use one of {', '.join(RESIZE_MODES)}")
+        self.net_size, self.resize = tuple(net_size), resize
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.uint8, np.int8) or (self.dtype != np.float32 and scale <= 0):
             raise ValueError(f"unsupported input tensor: {self.dtype} with scale {scale}")
@@ -152,7 +158,7 @@ class Preprocessor:
         self.setup_ms = 0.0  # of the last call: building (and warming) the resizer for a new image size
 
     def geometry(self, image: np.ndarray) -> Letterbox:
-        return Letterbox.fit((image.shape[1], image.shape[0]), self.net_size)
+        return Letterbox.fit((image.shape[1], image.shape[0]), self.net_size, self.resize)
 
     def _prepare(self, box: Letterbox) -> None:
         """The border, the resizer and the window only change with the geometry."""
@@ -176,7 +182,7 @@ class Preprocessor:
         return self._canvas, box
 
 
-def letterbox_float(image_bgr: np.ndarray, net_size: tuple[int, int]) -> np.ndarray:
-    """The letterboxed RGB image in [0, 1], ``(1, H, W, 3)`` float32: Darknet's network input."""
-    tensor, _ = Preprocessor(net_size)(image_bgr)
+def letterbox_float(image_bgr: np.ndarray, net_size: tuple[int, int], resize: str = "letterbox") -> np.ndarray:
+    """The letterboxed (or stretched) RGB image in [0, 1], ``(1, H, W, 3)`` float32: Darknet's network input."""
+    tensor, _ = Preprocessor(net_size, resize=resize)(image_bgr)
     return tensor.copy()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from utils.errors import UserError
 from utils.files import read_text
+from utils.yolo.types import RESIZE_MODES
 
 METADATA_NAME = "tinyyolo_edgetpu.yolo"
 
@@ -40,6 +41,8 @@ class YoloMeta:
     # Darknet's NMS for this model: "iou" (do_nms_sort) or "diou" (diounms_sort, with this exponent).
     nms: str = "iou"
     nms_beta: float = 0.6
+    # How an image becomes the input (RESIZE_MODES); metadata written before the choice existed letterboxed.
+    resize: str = "letterbox"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -54,7 +57,7 @@ class YoloMeta:
             meta = cls(tuple(data["input_size"]), int(data["classes"]),
                        [tuple(a) for a in data["anchors"]], heads, data.get("leaky", "keep"),
                        tuple(rng) if rng else None, data.get("extras", {}), str(data.get("nms", "iou")),
-                       float(data.get("nms_beta", 0.6)))
+                       float(data.get("nms_beta", 0.6)), data.get("resize", "letterbox"))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise UserError(f"{source}: not valid YOLO metadata ({type(error).__name__}: {error})") from None
         problem = meta.problem()
@@ -81,6 +84,8 @@ class YoloMeta:
                 return f"grid {list(head.grid)} is not two positive integers"
         if self.nms not in ("iou", "diou") or not 0 < self.nms_beta <= 10:
             return f"nms {self.nms!r} with beta {self.nms_beta} is not 'iou' or 'diou' with 0 < beta <= 10"
+        if self.resize not in RESIZE_MODES:
+            return f"resize {self.resize!r} is not one of {', '.join(RESIZE_MODES)}"
         if self.output_range is not None and not (len(self.output_range) == 2
                                                   and self.output_range[0] < 0 < self.output_range[1]):
             return f"output_range {list(self.output_range)} is not LOW < 0 < HIGH"

@@ -1,4 +1,4 @@
-"""Plain value types shared by the YOLO side: head outputs, detections, the letterbox and its inverse.
+"""Plain value types shared by the YOLO side: head outputs, detections, the resize geometry and its inverse.
 
 Decoding, NMS, drawing, the adapter and the library API all speak these; none of them knows
 which runtime or device produced the numbers.
@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
+# How an image becomes the network input. "letterbox": scaled to fit, aspect ratio kept, centred on a
+# grey canvas (Darknet 2018, and the forks with letter_box=1). "stretch": resized to the network size,
+# each axis on its own (AlexeyAB's and Hank.ai's Darknet by default).
+RESIZE_MODES = ("letterbox", "stretch")
 
 
 @dataclass
@@ -75,7 +80,8 @@ class Detections:
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Where the resized image sits on the network canvas (Darknet's ``letterbox_image``)."""
+    """Where the resized image sits on the network canvas: Darknet's ``letterbox_image``, or, for a
+    stretch, the whole canvas (``new_size`` is the network size, ``offset`` (0, 0))."""
 
     image_size: tuple[int, int]    # (width, height) of the original image
     net_size: tuple[int, int]      # (width, height) of the network input
@@ -83,13 +89,16 @@ class Letterbox:
     offset: tuple[int, int]        # (x, y) of its top-left corner on the canvas
 
     @classmethod
-    def fit(cls, image_size: tuple[int, int], net_size: tuple[int, int]) -> Letterbox:
-        """Darknet's ``letterbox_image`` sizes, integer arithmetic and float32 comparison included.
+    def fit(cls, image_size: tuple[int, int], net_size: tuple[int, int], resize: str = "letterbox") -> Letterbox:
+        """Darknet's ``letterbox_image`` sizes, integer arithmetic and float32 comparison included;
+        with ``resize="stretch"``, the whole network input (``resize_image(im, net_w, net_h)``).
 
         For an image so thin that Darknet's arithmetic gives a side of 0 (20000x20 on 416x416: 20 *
         416 // 20000), that side is 1 pixel: the image is still detected on, as a 1-pixel band.
         """
         (w, h), (net_w, net_h) = image_size, net_size
+        if resize == "stretch":
+            return cls(tuple(image_size), tuple(net_size), tuple(net_size), (0, 0))
         if np.float32(net_w) / np.float32(w) < np.float32(net_h) / np.float32(h):
             new_w, new_h = net_w, max((h * net_w) // w, 1)
         else:
@@ -97,7 +106,7 @@ class Letterbox:
         return cls(tuple(image_size), tuple(net_size), (new_w, new_h), ((net_w - new_w) // 2, (net_h - new_h) // 2))
 
     def to_image(self, boxes: np.ndarray) -> np.ndarray:
-        """The inverse, Darknet's ``correct_yolo_boxes``: ``(cx, cy, w, h)`` relative to the network
+        """The inverse, Darknet's ``correct_yolo_boxes`` (a stretch scales each axis on its own): ``(cx, cy, w, h)`` relative to the network
         input → ``[x1, y1, x2, y2]`` in image pixels, not yet clipped (Darknet's NMS sees them unclipped)."""
         (net_w, net_h), (new_w, new_h), (width, height) = self.net_size, self.new_size, self.image_size
         cx = (boxes[:, 0] - (net_w - new_w) / 2.0 / net_w) / (new_w / net_w)

@@ -1,5 +1,10 @@
 """Darknet itself as a reference, for the tests and benchmarks: Debian's ``libdarknet.so`` through
-ctypes, and the photos the comparisons run on (the repository's samples, plus Darknet's own)."""
+ctypes, and the photos the comparisons run on (the repository's samples, plus Darknet's own).
+
+Debian's build is Darknet 2018, which letterboxes. AlexeyAB's and Hank.ai's Darknet stretch instead,
+with the same ``resize_image``; ``detect(..., resize="stretch")`` runs that path in the same library:
+the image resized to the network size, ``network_predict``, boxes scaled back per axis.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -68,6 +73,12 @@ class Darknet:
         lib.make_image.argtypes = [ctypes.c_int] * 3
         lib.letterbox_image.restype = Image
         lib.letterbox_image.argtypes = [Image, ctypes.c_int, ctypes.c_int]
+        lib.resize_image.restype = Image
+        lib.resize_image.argtypes = [Image, ctypes.c_int, ctypes.c_int]
+        lib.network_predict.restype = ctypes.POINTER(ctypes.c_float)
+        lib.network_predict.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)]
+        lib.set_batch_network.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.network_width.argtypes = lib.network_height.argtypes = [ctypes.c_void_p]
         lib.free_image.argtypes = [Image]
         lib.network_predict_image.restype = ctypes.POINTER(ctypes.c_float)
         lib.network_predict_image.argtypes = [ctypes.c_void_p, Image]
@@ -87,21 +98,40 @@ class Darknet:
         ctypes.memmove(image.data, chw.ctypes.data, chw.nbytes)
         return image
 
-    def letterbox(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def _resized(self, resize, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         image = self._image(rgb)
-        boxed = self.lib.letterbox_image(image, *size)
-        out = np.ctypeslib.as_array(boxed.data, (3, size[1], size[0])).transpose(1, 2, 0).copy()
+        resized = resize(image, *size)
+        out = np.ctypeslib.as_array(resized.data, (3, size[1], size[0])).transpose(1, 2, 0).copy()
         self.lib.free_image(image)
-        self.lib.free_image(boxed)
+        self.lib.free_image(resized)
         return out
 
-    def detect(self, image_bgr: np.ndarray, classes: int, threshold: float = 0.25, nms: float = 0.45):
-        """[(class_id, score, [x1, y1, x2, y2] pixels)] as ``darknet detector test`` finds them."""
+    def letterbox(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """libdarknet's ``letterbox_image`` of ``rgb`` (HxWx3 float in [0, 1]): Darknet 2018's input."""
+        return self._resized(self.lib.letterbox_image, rgb, size)
+
+    def stretch(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """libdarknet's ``resize_image`` of ``rgb`` to ``size``: the forks' input."""
+        return self._resized(self.lib.resize_image, rgb, size)
+
+    def detect(self, image_bgr: np.ndarray, classes: int, threshold: float = 0.25, nms: float = 0.45,
+               resize: str = "letterbox"):
+        """[(class_id, score, [x1, y1, x2, y2] pixels)] as ``darknet detector test`` finds them: Darknet
+        2018's with ``resize="letterbox"``, AlexeyAB's and Hank.ai's with ``"stretch"``."""
         h, w = image_bgr.shape[:2]
         image = self._image(image_bgr[..., ::-1].astype(np.float32) / 255.0)
-        self.lib.network_predict_image(self.net, image)
         count = ctypes.c_int(0)
-        dets = self.lib.get_network_boxes(self.net, w, h, threshold, 0.5, None, 1, ctypes.byref(count))
+        if resize == "stretch":
+            net_w, net_h = self.lib.network_width(self.net), self.lib.network_height(self.net)
+            sized = self.lib.resize_image(image, net_w, net_h)
+            self.lib.set_batch_network(self.net, 1)
+            self.lib.network_predict(self.net, sized.data)
+            self.lib.free_image(sized)
+            # Boxes for an image of the network's own size come back uncorrected: relative to each axis.
+            dets = self.lib.get_network_boxes(self.net, net_w, net_h, threshold, 0.5, None, 1, ctypes.byref(count))
+        else:
+            self.lib.network_predict_image(self.net, image)
+            dets = self.lib.get_network_boxes(self.net, w, h, threshold, 0.5, None, 1, ctypes.byref(count))
         self.lib.do_nms_sort(dets, count.value, classes, nms)
         found = []
         for i in range(count.value):

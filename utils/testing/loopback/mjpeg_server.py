@@ -1,6 +1,6 @@
 """An HTTP MJPEG camera for the stream tests: serves a video file as multipart/x-mixed-replace.
 
-    python -m utils.media.loopback.mjpeg_server PORT VIDEO [FPS] [--loop]
+    python -m utils.testing.loopback.mjpeg_server PORT VIDEO [FPS] [--loop]
 
 Loopback only; runs until killed. Prints "ready" once listening.
 """

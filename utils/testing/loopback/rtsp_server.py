@@ -1,6 +1,6 @@
 """An RTSP camera for the stream tests: GStreamer's RTSP server playing a video file as H.264.
 
-    /usr/bin/python3 utils/media/loopback/rtsp_server.py PORT VIDEO
+    /usr/bin/python3 utils/testing/loopback/rtsp_server.py PORT VIDEO
 
 Needs Debian's python3-gi, gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins (base, good,
 ugly, libav); runs with the system Python. Loopback only; runs until killed. Prints "ready".
