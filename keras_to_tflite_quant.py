@@ -142,9 +142,6 @@ def main() -> int:
     meta = quantize.model_meta(model, args.model, args.anchors)
     print(f"resize: {meta.resize}, the model's own (calibration images are resized as inference.py will)")
     if post:
-        problem = ssd_outputs.unsupported_head(meta)
-        if problem:
-            raise UserError(f"model {args.model}: {problem}")
         if len(labels) != meta.classes:
             raise UserError(f"classes {args.classes}: {len(labels)} names for a model of {meta.classes} classes")
     if not args.dataset and not args.float:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import MODEL_DATA, ROOT, assert_user_error, error_lines, run_in_process, run_script
+from conftest import MODEL_DATA, ROOT, assert_user_error, error_lines, run_in_process
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -234,17 +234,6 @@ def _(d, m):
 @case("quant: --outputs detections, classes of another model", fragments=("coco.names", "3 names", "80 classes"))
 def _(d, m):
     return [*QUANT, keras_model(d, m), "q.tflite", "--outputs", "detections", "--classes", names(d, "a\nb\nc\n")]
-
-
-@case("quant: --outputs detections of a YOLOv7 (new_coords) head", fragments=("head 0", "new_coords=1", "--outputs heads"),
-      slow=True)
-def _(d, m):
-    from utils.darknet.cfg import conv_layouts, parse_cfg
-    from utils.darknet.weights import write_weights
-    cfg_path = MODEL_DATA / "yolov7-tiny.cfg"
-    write_weights(d / "v7.weights", conv_layouts(parse_cfg(cfg_path)), np.random.default_rng(7))
-    run_script("convert.py", str(cfg_path), str(d / "v7.weights"), str(d / "v7.h5"), check=True)
-    return [*QUANT, "v7.h5", "q.tflite", "--outputs", "detections", "--classes", names(d), "--num-samples", "2"]
 
 
 for _value in ("100000", "0", "-3"):

@@ -86,6 +86,24 @@ def test_edge_tpu_report_maps_everything_but_the_op(tpu_models):
     assert result.returncode == 0 and "CPU, expected (last op)" in result.stdout, result.stdout + result.stderr
 
 
+def test_yolov7_leaves_only_its_size_encoding_and_the_op_to_the_cpu(model_factory, build_dir):
+    """YOLOv7-tiny --outputs detections: everything maps but the LOG of the new_coords size encoding,
+    the handful of ops after it and the post-process, which the report calls expected."""
+    cfg = MODEL_DATA / "yolov7-tiny.cfg"
+    weights_path = build_dir / "yolov7-tiny-random-tail.weights"
+    if not weights_path.exists():
+        write_weights(weights_path, conv_layouts(parse_cfg(cfg)), np.random.default_rng(5))
+    model = model_factory("v7_prelu_det_int8", ["--leaky", "prelu"], DETECTIONS + ["--num-samples", "8"], cfg=cfg,
+                          weights_path=weights_path)
+    report = edgetpu_check.check(model)
+    assert report.all_mapped, report.format()
+    on_cpu = [(op.name, op.status) for op in report.ops if not op.mapped]
+    assert on_cpu[0] == ("LOG", edgetpu_check.EXPECTED_TAIL) and len(on_cpu) <= 10, on_cpu
+    assert on_cpu[-1] == ("TFLite_Detection_PostProcess", edgetpu_check.EXPECTED_ON_CPU)
+    assert {status for _, status in on_cpu[:-1]} == {edgetpu_check.EXPECTED_TAIL}
+    assert len(Detector(model, COCO, threshold=0.2).detect(cv2.imread(str(MODEL_DATA / "samples" / "dog.jpg"))))
+
+
 def test_the_toolkit_runs_both_kinds_of_model_alike(tpu_models, tmp_path):
     """inference.py on the detections model against the heads model: same objects, boxes within a few pixels."""
     heads, detections = Detector(tpu_models[0], COCO), Detector(tpu_models[1], COCO, threshold=0.1)
@@ -103,13 +121,15 @@ def test_the_toolkit_runs_both_kinds_of_model_alike(tpu_models, tmp_path):
 @pytest.mark.parametrize("cfg_name, size, kind, threshold", [
     ("yolov3-tiny.cfg", (416, 416), "real", 0.3), ("yolov3-tiny.cfg", (320, 192), "real", 0.3),
     ("yolov3-tiny.cfg", (416, 416), "real, scale_x_y", 0.3),
-    ("yolov4-tiny.cfg", (416, 416), "random", 0.27), ("yolov4-tiny.cfg", (352, 224), "random", 0.27)])
+    ("yolov4-tiny.cfg", (416, 416), "random", 0.27), ("yolov4-tiny.cfg", (352, 224), "random", 0.27),
+    ("yolov7-tiny.cfg", (416, 416), "random", 0.27), ("yolov7-tiny.cfg", (320, 192), "random", 0.27)])
 def test_float_op_boxes_equal_our_decoder(model_factory, build_dir, weights, cfg_name, size, kind, threshold,
                                           tmp_path):
     """--float --outputs detections: the op's boxes are Darknet's (our decoder's) within 1e-4 of the
     input size on every detection above 0.3, square and non-square, with scale_x_y = 1.05 (YOLOv4-tiny's):
     on the real Tiny YOLOv3 weights with YOLOv4-tiny's head setting, and on YOLOv4-tiny itself with
-    random weights (whose scores all lie near 0.25: there, above 0.27)."""
+    random weights (whose scores all lie near 0.25: there, above 0.27); and on YOLOv7-tiny, whose
+    new_coords heads size boxes by (2 v)^2 and reach the op through a LOG."""
     cfg = build_dir / f"{cfg_name[:-4]}-{size[0]}x{size[1]}-{kind.replace(', ', '-')}.cfg"
     text = sized_cfg_text(MODEL_DATA / cfg_name, size)
     cfg.write_text(text.replace("[yolo]", "[yolo]\nscale_x_y = 1.05") if "scale_x_y" in kind else text)

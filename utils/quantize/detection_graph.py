@@ -3,7 +3,9 @@
 After the heads come the ops that turn them into what the op takes, all 8-bit and on the Edge TPU's
 list (RESHAPE, STRIDED_SLICE, LOGISTIC, MUL, CONCATENATION): box encodings whose centre-size
 decoding is Darknet's box formula (``utils.yolo.ssd_outputs``), and class scores
-``sigmoid(objectness) * sigmoid(class)``, Darknet's product. The op itself comes from the converter:
+``sigmoid(objectness) * sigmoid(class)``, Darknet's product. A ``new_coords`` head (YOLOv7's) is
+already logistic and sizes boxes by ``(2 v)^2``: its size encoding takes a LOG, which the Edge TPU
+does not run, so from there on that part runs on the CPU just before the op. The op itself comes from the converter:
 a ``tf.function`` with ``experimental_implements`` is what TensorFlow's object-detection exporter
 uses, and the converter replaces it by the real custom op.
 """
@@ -21,6 +23,7 @@ from flatbuffers import flexbuffers
 from utils.yolo.meta import YoloMeta
 from utils.yolo.ssd_outputs import (
     ANCHOR_STEP,
+    LOG_FLOOR,
     OP_NAME,
     OUTPUTS,
     SIZE_SCALE,
@@ -41,10 +44,22 @@ def _implements(meta: YoloMeta, post: PostProcess) -> str:
                                                for key, (kind, value) in attributes.items()])
 
 
+def _size_encoding(tf, doubled, offsets: np.ndarray):
+    """A new_coords head's size encoding from ``2 v`` (floored): ``SIZE_SCALE * 2 log(2 v) + offsets``."""
+    return tf.math.log(doubled) * (2 * SIZE_SCALE) + tf.constant(offsets)
+
+
+def _encoding(tf, xy, wh):
+    """The op's box encoding, (y, x, h, w), from centres and sizes in (x, y) order."""
+    return tf.concat([xy[..., 1:2], xy[..., 0:1], wh[..., 1:2], wh[..., 0:1]], -1)
+
+
 def serving_function(model, meta: YoloMeta, post: PostProcess):
     """image ``[1, H, W, 3]`` float -> (boxes, classes, scores, count) through the op."""
     import tensorflow as tf
     anchors, multipliers, offsets, size_offsets = encoding_constants(meta)
+    smallest = np.float32(np.exp(-LOG_FLOOR))
+    all_logistic = all(head.new_coords for head in meta.heads)
     by_grid = {(int(o.shape[2]), int(o.shape[1])): i for i, o in enumerate(model.outputs)}
     sizes = [head.grid[0] * head.grid[1] * len(head.mask) for head in meta.heads]
     starts = np.cumsum([0] + sizes)
@@ -58,14 +73,26 @@ def serving_function(model, meta: YoloMeta, post: PostProcess):
     def serve(image):
         outputs = model(image, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        encodings, scores = [], []
+        encodings, scores, centres, sizes_of_logistic = [], [], [], []
         for number, head in enumerate(meta.heads):
             raw = tf.reshape(outputs[by_grid[tuple(head.grid)]], (1, sizes[number], 5 + meta.classes))
             here = slice(starts[number], starts[number + 1])
-            xy = tf.sigmoid(raw[..., 0:2]) * tf.constant(multipliers[None, here]) + tf.constant(offsets[None, here])
-            wh = raw[..., 2:4] * SIZE_SCALE + tf.constant(size_offsets[None, here])
-            encodings.append(tf.concat([xy[..., 1:2], xy[..., 0:1], wh[..., 1:2], wh[..., 0:1]], -1))  # y, x, h, w
-            scores.append(tf.sigmoid(raw[..., 4:5]) * tf.sigmoid(raw[..., 5:]))
+            if head.new_coords:  # already logistic: x = v s - (s - 1) / 2, w = (2 v)^2 anchor
+                xy = raw[..., 0:2] * tf.constant(multipliers[None, here]) + tf.constant(offsets[None, here])
+                sizes_of_logistic.append(tf.maximum(2 * raw[..., 2:4], smallest))
+                scores.append(raw[..., 4:5] * raw[..., 5:])
+                if all_logistic:
+                    centres.append(xy)
+                    continue
+                wh = _size_encoding(tf, sizes_of_logistic.pop(), size_offsets[None, here])
+            else:
+                xy = tf.sigmoid(raw[..., 0:2]) * tf.constant(multipliers[None, here]) + tf.constant(offsets[None, here])
+                wh = raw[..., 2:4] * SIZE_SCALE + tf.constant(size_offsets[None, here])
+                scores.append(tf.sigmoid(raw[..., 4:5]) * tf.sigmoid(raw[..., 5:]))
+            encodings.append(_encoding(tf, xy, wh))
+        if all_logistic:  # one LOG for every head, as late as possible: the Edge TPU runs all before it
+            wh = _size_encoding(tf, tf.concat(sizes_of_logistic, 1), size_offsets[None])
+            encodings = [_encoding(tf, tf.concat(centres, 1), wh)]
         return post_process(tf.concat(encodings, 1), tf.concat(scores, 1), tf.constant(anchors))
     return serve
 

@@ -37,6 +37,8 @@ IO_CONVERSION = "Input/output conversion, runs on the CPU"
 # TFLite_Detection_PostProcess (--outputs detections) ends the graph on the CPU, as in Coral's own SSD models.
 POST_PROCESS = "TFLite_Detection_PostProcess"
 EXPECTED_ON_CPU = "CPU, expected (last op)"
+# A YOLOv7 (new_coords) head's size encoding takes a LOG just before the post-process (detection_graph.py).
+EXPECTED_TAIL = "CPU, expected (new_coords size encoding)"
 
 
 @dataclass
@@ -61,7 +63,8 @@ class Report:
 
     @property
     def first_unmapped(self) -> OpVerdict | None:
-        return next((op for op in self.ops if not op.mapped and op.status not in (IO_CONVERSION, EXPECTED_ON_CPU)), None)
+        expected = (IO_CONVERSION, EXPECTED_ON_CPU, EXPECTED_TAIL)
+        return next((op for op in self.ops if not op.mapped and op.status not in expected), None)
 
     @property
     def all_mapped(self) -> bool:
@@ -147,6 +150,19 @@ def _op_problem(name: str, version: int, op: schema.OperatorT, tensors, buffers,
     return None
 
 
+def _mark_size_encoding_tail(ops: list[OpVerdict], graph, model) -> None:
+    """A graph that ends in the post-process and whose first unmappable op is the one LOG of the
+    new_coords size encoding: that LOG and the few ops after it are the expected CPU tail."""
+    first = next((number for number, op in enumerate(ops) if not op.mapped and op.status != IO_CONVERSION), None)
+    if first is None or ops[first].name != "LOG" or ops[-1].name != POST_PROCESS:
+        return
+    if set(graph.operators[-1].outputs) != set(graph.outputs) or sum(op.name == "LOG" for op in ops) != 1:
+        return
+    for op in ops[first:-1]:
+        op.status = EXPECTED_TAIL
+    ops[-1].status = EXPECTED_ON_CPU
+
+
 def check(path: str | Path) -> Report:
     """Verdict for every operator of the model's first subgraph, in execution order."""
     model = tflite_model.load(path)
@@ -180,6 +196,7 @@ def check(path: str | Path) -> Report:
             status = problem or MAPPED
             blocked = problem is not None
         report.ops.append(OpVerdict(name, code.version, status))
+    _mark_size_encoding_tail(report.ops, graph, model)
     constant_tensors = {t.buffer for t in tensors if buffers[t.buffer].data is not None}
     report.parameter_bytes = sum(len(buffers[b].data) for b in constant_tensors)
     return report

@@ -13,7 +13,10 @@ up for the rounding exactly:
     y_in = (y - anchor_y) / anchor_h,   y = (row + sigmoid(ty) * s - (s - 1) / 2) / gh
     h_in = SIZE_SCALE * (th + log(ah / net_h / anchor_h))
 
-which is Darknet's box formula (``s``: ``scale_x_y``): exact in a float model. In an 8-bit model the
+which is Darknet's box formula (``s``: ``scale_x_y``): exact in a float model. A ``new_coords`` head
+(YOLOv7's) is already logistic, ``v``, with ``y = (row + v * s - (s - 1) / 2) / gh`` and
+``h = (2 v)^2 * ah / net_h``; its size encoding is ``SIZE_SCALE * (2 log(2 v) + log(ah / net_h / anchor_h))``,
+with ``2 v`` floored at ``exp(-LOG_FLOOR)`` (a box under 6e-6 of its anchor: nothing Darknet would show). In an 8-bit model the
 encodings share one quantization step, relative to each anchor as in SSD: a centre is off by at most
 about 1.4 pixels at 416 for the largest anchors and a few hundredths for the smallest, a size by
 about 1.7 %.
@@ -32,6 +35,7 @@ OUTPUTS = ("boxes", "classes", "scores", "count")  # the order every consumer re
 EXTRAS_KEY = "detection_outputs"
 ANCHOR_STEP = 1 / 255  # the 8-bit anchors' quantization step
 SIZE_SCALE = 0.25  # the op's h_scale and w_scale: log sizes (about -4 to 4) into the centres' range
+LOG_FLOOR = 6.0  # new_coords heads: log(2 v) >= -LOG_FLOOR keeps the encodings' 8-bit range useful
 
 
 @dataclass(frozen=True)
@@ -60,16 +64,6 @@ class PostProcess:
         """The settings a model's metadata records, or None for a model with raw heads."""
         found = meta.extras.get(EXTRAS_KEY)
         return cls(**found) if found else None
-
-
-def unsupported_head(meta: YoloMeta) -> str | None:
-    """Why the model's heads cannot end in the op, or None. ``new_coords`` heads (YOLOv7's) size
-    boxes by ``(2 sigmoid)^2``, which the op's ``exp`` decoding would need a LOG for."""
-    for number, head in enumerate(meta.heads):
-        if head.new_coords:
-            return (f"head {number} ({head.grid[0]}x{head.grid[1]}) uses new_coords=1 (YOLOv7-style box sizes), "
-                    "which TFLite_Detection_PostProcess cannot decode exactly; use --outputs heads")
-    return None
 
 
 def _on_steps(values: np.ndarray, lowest: int) -> np.ndarray:
