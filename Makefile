@@ -46,7 +46,7 @@ darknet:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq darknet >/dev/null; \
 	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: darknet not installed; tests against it will be skipped"; }
 
-# GStreamer's RTSP server: the loopback camera of the stream tests (utils/media/loopback/rtsp_server.py).
+# GStreamer's RTSP server: the loopback camera of the stream tests (utils/testing/loopback/rtsp_server.py).
 RTSP_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav
 test-servers:
@@ -92,8 +92,10 @@ CPU ?= cortex-a72
 check-arm64: $(VENV)/.installed .venv-tflite-runtime/.installed
 	$(PY) bench/check_arm64.py --cpu $(CPU)
 
-bench: $(VENV)/.installed .venv-tflite-runtime/.installed
+bench: $(VENV)/.installed .venv-tflite-runtime/.installed darknet
 	$(PY) bench/bench.py
+	$(PY) bench/resize_modes.py
+	$(PY) bench/detection_tail.py
 	$(PY) bench/fidelity.py
 	$(PY) bench/kernels.py
 	$(PY) bench/defaults.py
