@@ -13,8 +13,8 @@ def as_list(detections) -> list[tuple]:
             for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids)]
 
 
-def tflite_detections(model_path: Path, image_paths, threshold=0.25) -> dict[str, list[tuple]]:
-    detector = Detector(model_path, threshold=threshold)
+def tflite_detections(model_path: Path, image_paths, threshold=0.25, resize=None) -> dict[str, list[tuple]]:
+    detector = Detector(model_path, threshold=threshold, resize=resize)
     return {p.name: as_list(detector.detect(cv2.imread(str(p)))) for p in image_paths}
 
 

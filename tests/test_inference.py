@@ -89,9 +89,10 @@ def test_three_heads_yolov3_random_weights(build_dir, model_factory):
     write_random_detector(cfg, weights, (320, 192))
     model = model_factory("yolov3_random_float", [], ["--float"], cfg=cfg, weights_path=weights)
     images = sample_paths()[:2]
-    reference = darknet_detections(cfg, weights, images=images)
-    assert 0 < sum(map(len, reference.values())) < 500, reference
-    assert_same(reference, tflite_detections(model, images), 0.30, 0.98, 0.01)
+    for resize in ("letterbox", "stretch"):  # the stretch through Detector's override of the model's mode
+        reference = darknet_detections(cfg, weights, images=images, resize=resize)
+        assert 0 < sum(map(len, reference.values())) < 500, reference
+        assert_same(reference, tflite_detections(model, images, resize=resize), 0.30, 0.98, 0.01)
 
 
 def write_random_detector(cfg, path, size, class_bias=-5.0):
