@@ -93,7 +93,8 @@ def untrained_candidates(workdir: Path, count: int) -> tuple[Detections, tuple[i
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     image = cv2.imread(str(PHOTO))
     height, width = image.shape[:2]
-    net.setInput(letterbox_float(image, (416, 416)).transpose(0, 3, 1, 2).copy())
+    # YOLOv7-tiny is a stretch model: OpenCV's boxes, relative to the input, are then relative to the photo.
+    net.setInput(letterbox_float(image, (416, 416), "stretch").transpose(0, 3, 1, 2).copy())
     rows = np.concatenate(net.forward(net.getUnconnectedOutLayersNames()))
     scores = rows[:, 5:]
     cut = np.sort(scores.ravel())[-count]
