@@ -42,6 +42,11 @@ def test_route_groups_halve_channels():
     ("[net]\n[convolutional]\nfilters=8\nactivation=swishy\n[yolo]\n", "'activation=swishy' is not one of"),
     ("[net]\nwidth 416\n[yolo]\n", "line 2: expected 'key=value'"),
     ("[convolutional]\n[yolo]\n", "the first section must be [net]"),
+    # What hank-ai/darknet's tiny cfgs hold that this converter refuses (bench/cfg_survey.py lists them):
+    ("[net]\n[convolutional]\nfilters=8\n[region]\n", "line 4: unknown section [region]"),
+    ("[net]\n[convolutional]\nfilters=8\nxnor=1\n[yolo]\n", "line 4: [convolutional] option 'xnor' is not supported"),
+    ("[net]\n[crnn]\n[yolo]\n", "line 2: unknown section [crnn]"),
+    ("[net]\n[local_avgpool]\n[yolo]\n", "line 2: unknown section [local_avgpool]"),
 ])
 def test_cfg_errors_name_the_line(text, fragment):
     with pytest.raises(UserError) as error:
