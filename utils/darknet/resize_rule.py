@@ -49,13 +49,12 @@ def resize_mode(sections: list[Section], weights: str | Path | None = None) -> t
     if "letter_box" in net.options:
         mode = "letterbox" if net.int("letter_box") else "stretch"
         return mode, f"{net.where('letter_box')} letter_box={net.options['letter_box']}"
-    if weights is not None:
-        major, minor, revision = read_version(weights)
-        if (major, minor) == (0, 2) and revision >= FORK_WEIGHTS_REVISION:
-            return "stretch", (f"weights {weights} were written by AlexeyAB's or Hank.ai's Darknet (header "
-                               f"{major}.{minor}.{revision}), which stretch unless letter_box=1")
+    version = read_version(weights) if weights is not None else None
+    if version and version[:2] == (0, 2) and version[2] >= FORK_WEIGHTS_REVISION:
+        return "stretch", (f"weights {weights} were written by AlexeyAB's or Hank.ai's Darknet (header "
+                           f"{'.'.join(map(str, version))}), which stretch unless letter_box=1")
     fork = _fork_option(sections)
     if fork:
         return "stretch", f"{fork} is an option of AlexeyAB's and Hank.ai's Darknet, which stretch unless letter_box=1"
-    version = f" and weights header {'.'.join(map(str, read_version(weights)))}" if weights is not None else ""
-    return "letterbox", f"a classic cfg{version}: Darknet 2018 letterboxes"
+    header = f" and weights header {'.'.join(map(str, version))}" if version else ""
+    return "letterbox", f"a classic cfg{header}: Darknet 2018 letterboxes"

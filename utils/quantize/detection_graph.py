@@ -5,9 +5,9 @@ list (RESHAPE, STRIDED_SLICE, LOGISTIC, MUL, CONCATENATION): box encodings whose
 decoding is Darknet's box formula (``utils.yolo.ssd_outputs``), and class scores
 ``sigmoid(objectness) * sigmoid(class)``, Darknet's product. A ``new_coords`` head (YOLOv7's) is
 already logistic and sizes boxes by ``(2 v)^2``: its size encoding takes a LOG, which the Edge TPU
-does not run, so from there on that part runs on the CPU just before the op. The op itself comes from the converter:
-a ``tf.function`` with ``experimental_implements`` is what TensorFlow's object-detection exporter
-uses, and the converter replaces it by the real custom op.
+does not run, so that LOG and the few ops after it run on the CPU just before the op. The op itself
+comes from the converter: a ``tf.function`` with ``experimental_implements`` is what TensorFlow's
+object-detection exporter uses, and the converter replaces it by the real custom op.
 """
 from __future__ import annotations
 

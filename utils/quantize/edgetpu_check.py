@@ -150,7 +150,7 @@ def _op_problem(name: str, version: int, op: schema.OperatorT, tensors, buffers,
     return None
 
 
-def _mark_size_encoding_tail(ops: list[OpVerdict], graph, model) -> None:
+def _mark_size_encoding_tail(ops: list[OpVerdict], graph) -> None:
     """A graph that ends in the post-process and whose first unmappable op is the one LOG of the
     new_coords size encoding: that LOG and the few ops after it are the expected CPU tail."""
     first = next((number for number, op in enumerate(ops) if not op.mapped and op.status != IO_CONVERSION), None)
@@ -196,7 +196,7 @@ def check(path: str | Path) -> Report:
             status = problem or MAPPED
             blocked = problem is not None
         report.ops.append(OpVerdict(name, code.version, status))
-    _mark_size_encoding_tail(report.ops, graph, model)
+    _mark_size_encoding_tail(report.ops, graph)
     constant_tensors = {t.buffer for t in tensors if buffers[t.buffer].data is not None}
     report.parameter_bytes = sum(len(buffers[b].data) for b in constant_tensors)
     return report

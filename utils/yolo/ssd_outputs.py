@@ -15,11 +15,13 @@ up for the rounding exactly:
 
 which is Darknet's box formula (``s``: ``scale_x_y``): exact in a float model. A ``new_coords`` head
 (YOLOv7's) is already logistic, ``v``, with ``y = (row + v * s - (s - 1) / 2) / gh`` and
-``h = (2 v)^2 * ah / net_h``; its size encoding is ``SIZE_SCALE * (2 log(2 v) + log(ah / net_h / anchor_h))``,
-with ``2 v`` floored at ``exp(-LOG_FLOOR)`` (a box under 6e-6 of its anchor: nothing Darknet would show). In an 8-bit model the
-encodings share one quantization step, relative to each anchor as in SSD: a centre is off by at most
-about 1.4 pixels at 416 for the largest anchors and a few hundredths for the smallest, a size by
-about 1.7 %.
+``h = (2 v)^2 * ah / net_h``; its size encoding is
+``SIZE_SCALE * (2 log(2 v) + log(ah / net_h / anchor_h))``, with ``2 v`` floored at
+``exp(-LOG_FLOOR)`` (a box under 6e-6 of its anchor: nothing Darknet would show).
+
+In an 8-bit model the encodings share one quantization step, relative to each anchor as in SSD: a
+centre is off by at most about 1.4 pixels at 416 for the largest anchors and a few hundredths for
+the smallest, a size by about 1.7 %.
 """
 from __future__ import annotations
 
