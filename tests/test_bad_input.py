@@ -931,6 +931,18 @@ def _(d, m):
     return infer(d, m, "--image", photo(d), "--resize", "stretch")
 
 
+@case("quant: --dataset obj.data without a train= line", fragments=("obj.data", "no 'train =' line"))
+def _(d, m):
+    (d / "obj.data").write_text("classes = 80\nvalid = valid.txt\nnames = coco.names\n")
+    return [*QUANT, keras_model(d, m), "q.tflite", "--dataset", "obj.data"]
+
+
+@case("quant: --dataset obj.data whose train= list is missing", fragments=("train.txt", "no such file"))
+def _(d, m):
+    (d / "obj.data").write_text("classes = 80\ntrain = train.txt\nnames = coco.names\n")
+    return [*QUANT, keras_model(d, m), "q.tflite", "--dataset", "obj.data"]
+
+
 @case("infer: metadata with an unknown resize mode", fragments=("not valid YOLO metadata", "resize 'squash'"))
 def _(d, m):
     from utils.tflite import model as tflite_model
