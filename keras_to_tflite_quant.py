@@ -3,9 +3,10 @@
 
     python keras_to_tflite_quant.py out/yolov3-tiny-tpu.h5 out/yolov3-tiny-tpu.tflite --dataset model_data/samples
 
-Calibrates on real images resized exactly as inference.py does (letterbox or stretch, the model's own), embeds the YOLO metadata
-(anchors, masks, classes, resize mode) in the .tflite, fixes the heads' output range for a finer 8-bit step,
-then prints an Edge TPU compatibility report and the quantization error per head.
+Calibrates on real images resized exactly as inference.py does (letterbox or stretch, the model's
+own), embeds the YOLO metadata (anchors, masks, classes, resize mode) in the .tflite, fixes the
+heads' output range for a finer 8-bit step, then prints an Edge TPU compatibility report and the
+quantization error per head.
 """
 from __future__ import annotations
 
