@@ -30,9 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from utils.console import quiet_libraries  # noqa: E402
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
+from utils.evaluation.metrics import agreement  # noqa: E402
 from utils.machine import cpu_description  # noqa: E402
 from utils.testing import darknet_reference  # noqa: E402
-from utils.testing.agreement import agreement, largest_differences  # noqa: E402
+from utils.testing.agreement import largest_differences  # noqa: E402
 from utils.testing.image_sets import clip_frames, opencv_photos  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
 from utils.yolo.types import Detections  # noqa: E402

@@ -17,8 +17,9 @@ from consumers import FRIGATE_MIN_SCORE, frigate_detect_raw, pycoral_get_objects
 from conftest import MODEL_DATA, ROOT, sample_paths, sized_cfg_text
 from utils.darknet.cfg import conv_layouts, parse_cfg
 from utils.darknet.weights import write_weights
+from utils.evaluation.metrics import agreement
 from utils.quantize import edgetpu_check
-from utils.testing.agreement import agreement, largest_differences
+from utils.testing.agreement import largest_differences
 from utils.testing.darknet_reference import reference_photos
 from utils.testing.image_sets import clip_frames
 from utils.yolo.detector import Detector

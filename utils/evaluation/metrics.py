@@ -155,3 +155,10 @@ def coco_map(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], detections
         evaluation.accumulate()
         evaluation.summarize()
     return max(float(evaluation.stats[0]), 0.0)
+
+
+def agreement(reference: list[Detections], found: list[Detections], sizes: list[tuple[int, int]],
+              classes: int = 80) -> tuple[float, float]:
+    """(mAP@0.5, mAP@[.5:.95]) of ``found`` with ``reference``'s detections as the ground truth."""
+    truths = [(d.boxes, d.class_ids, np.zeros(len(d), bool)) for d in reference]
+    return evaluate(truths, found, classes).map50, coco_map(truths, found, sizes)

@@ -1,18 +1,11 @@
-"""How closely one set of detections follows another: agreement mAP and the largest differences."""
+"""How closely one set of detections follows another: the largest differences (agreement mAP is
+``utils.evaluation.metrics.agreement``)."""
 from __future__ import annotations
 
 import numpy as np
 
-from utils.evaluation.metrics import coco_map, evaluate
 from utils.yolo.nms import iou_matrix
 from utils.yolo.types import Detections
-
-
-def agreement(reference: list[Detections], found: list[Detections], sizes: list[tuple[int, int]],
-              classes: int = 80) -> tuple[float, float]:
-    """(mAP@0.5, mAP@[.5:.95]) of ``found`` with ``reference``'s detections as the ground truth."""
-    truths = [(d.boxes, d.class_ids, np.zeros(len(d), bool)) for d in reference]
-    return evaluate(truths, found, classes).map50, coco_map(truths, found, sizes)
 
 
 def largest_differences(reference: list[Detections], found: list[Detections],

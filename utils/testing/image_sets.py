@@ -1,4 +1,5 @@
-"""Held-out image sets for tests and benches: the clip's frames and OpenCV's sample photographs."""
+"""Held-out image sets for tests and benches: the clip's frames, OpenCV's sample photographs and
+frames of its two sample videos (a pedestrian scene and an animated film)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,19 +14,39 @@ OPENCV_NAMES = ("messi5.jpg", "basketball1.png", "fruits.jpg", "apple.jpg", "ora
                 "leuvenA.jpg", "stuff.jpg", "smarties.png", "licenseplate_motion.jpg", "box_in_scene.png")
 
 
-def clip_frames(directory: Path, every: int = 1) -> list[Path]:
-    """Every ``every``-th frame of model_data/samples/clip.mp4, written as PNGs into ``directory``."""
-    capture = cv2.VideoCapture(str(CLIP))
+# OpenCV's sample videos: 795 frames of pedestrians (768x576) and 270 of an animated film (720x528).
+PEDESTRIANS = OPENCV_PHOTOS / "vtest.avi"
+ANIMATION = OPENCV_PHOTOS / "Megamind.avi"
+
+
+def video_frames(video: Path, directory: Path, every: int = 1, prefix: str | None = None) -> list[Path]:
+    """Every ``every``-th frame of ``video``, written as PNGs into ``directory`` (none if it is missing)."""
+    capture = cv2.VideoCapture(str(video))
     paths, number = [], 0
-    while True:
+    while video.is_file():
         ok, frame = capture.read()
         if not ok:
             break
         if number % every == 0:
-            paths.append(directory / f"clip_{number:02d}.png")
+            paths.append(directory / f"{prefix or video.stem}_{number:03d}.png")
             cv2.imwrite(str(paths[-1]), frame)
         number += 1
     return paths
+
+
+def clip_frames(directory: Path, every: int = 1) -> list[Path]:
+    """Every ``every``-th frame of model_data/samples/clip.mp4, written as PNGs into ``directory``."""
+    return video_frames(CLIP, directory, every)
+
+
+def pedestrian_frames(directory: Path) -> list[Path]:
+    """24 frames of OpenCV's vtest.avi (where Debian's opencv-doc is installed), 33 frames apart."""
+    return video_frames(PEDESTRIANS, directory, 33)[:24]
+
+
+def animation_frames(directory: Path) -> list[Path]:
+    """24 frames of OpenCV's Megamind.avi (where opencv-doc is installed), 11 frames apart."""
+    return video_frames(ANIMATION, directory, 11)[:24]
 
 
 def opencv_photos() -> list[Path]:
