@@ -13,13 +13,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
-from utils import console
 from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, run_cli
-from utils.machine import peak_memory_mib
 from utils.quantize import ranges
 
 REPO_SAMPLES = Path(__file__).resolve().parent / "model_data" / "samples"
@@ -59,8 +56,13 @@ def parse_args() -> argparse.Namespace:
                         "spread over the dataset, topped up with random crops/flips of them when the dataset is "
                         "smaller (default: %(default)s)")
     parser.add_argument("--no-augment", action="store_true", help="never top up with crops/flips")
-    parser.add_argument("--calibration", type=ranges.method_argument, default=ranges.DEFAULT_METHOD, metavar="METHOD",
-                        help=ranges.CALIBRATION_HELP + " (default: %(default)s)")
+    parser.add_argument("--calibration", type=ranges.calibration_argument, default=ranges.DEFAULT_METHOD,
+                        metavar="METHOD", help=ranges.CALIBRATION_HELP + ", or auto (each of them tried on a quarter "
+                        "of the dataset held out, the best kept; needs 8 images) (default: %(default)s)")
+    parser.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+                        help="fine-tune the weights for EPOCHS passes over the calibration samples so that the int8 "
+                             "model follows the float model's heads (no labels needed; about a minute per epoch on "
+                             "2 cores for Tiny YOLOv3) (default: off)")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of the quantized model (default: %(default)s, the Edge TPU-safe choice)")
     parser.add_argument("--float", action="store_true", help="write an unquantized float32 model instead "
@@ -100,11 +102,13 @@ def main() -> int:
     quiet_libraries(args.verbose)
     if args.num_samples < 1:
         raise UserError("--num-samples must be at least 1")
+    if not 0 <= args.finetune <= 100:
+        raise UserError("--finetune must be 0 (off) to 100 epochs")
     if args.debug_layers is not None and args.debug_layers < 1:
         raise UserError("--debug-layers must be at least 1 (the number of layers to list)")
     from utils.evaluation.datasets import find_dataset_images
     from utils.files import check_output, check_writable, require_file
-    from utils.media.images import evenly_spread, find_images, read_image
+    from utils.media.images import evenly_spread, find_images
     from utils.yolo import ssd_outputs
     from utils.yolo.detector import read_class_names
     from utils.yolo.meta import sidecar_paths
@@ -132,75 +136,46 @@ def main() -> int:
              if len(args.dataset) <= 3 else f"{len(args.dataset)} paths")
     print(f"dataset: {len(dataset)} images found in {where}")
 
-    from utils.evaluation import fidelity
-    from utils.quantize import calibration, edgetpu_check
-    from utils.quantize import quantizer as quantize
-    from utils.runtime.keras_engine import load_keras_model
-    from utils.yolo.detector import Detector
+    from utils.quantize import debugger
+    from utils.quantize.pipeline import Settings, quantize_model
 
-    started = time.perf_counter()
-    model = load_keras_model(args.model)
-    meta = quantize.model_meta(model, args.model, args.anchors)
-    print(f"resize: {meta.resize}, the model's own (calibration images are resized as inference.py will)")
-    if post:
-        if len(labels) != meta.classes:
-            raise UserError(f"classes {args.classes}: {len(labels)} names for a model of {meta.classes} classes")
     if not args.dataset and not args.float:
         print(f"warning: no --dataset: calibrating on the {len(dataset)} sample photos in {REPO_SAMPLES}. "
               "Output ranges then fit those photos only; pass --dataset with ~100 images like "
               "the ones you will run on", file=sys.stderr)
-    samples = calibration.Calibration(calibration.plan(dataset, args.num_samples, not args.no_augment))
-    # Percentile and mse ranges take a second pass over the samples; --debug-layers takes more.
-    passes = iter(["calibrating"] + (["measuring activation ranges"] if args.calibration.name != "minmax" else []))
-    progress = lambda items: console.progress(items, next(passes, "debugging layers"))  # noqa: E731
-    fixed = not (args.float or args.no_fixed_range or not quantize.logit_heads(meta))
-    output_range = args.output_range if fixed else None
-    try:
-        tflite = quantize.to_tflite(model, samples.dataset(meta.input_size, meta.resize, progress), args.io_type,
-                                    quantize=not args.float, method=args.calibration, post=post, meta=meta,
-                                    head_range=output_range)
-    finally:
-        if not args.float and samples.used == 0:
-            raise UserError(f"dataset: none of the {len(dataset)} images could be decoded")
-    tiny = samples.tiny_images(meta.input_size)
-    if tiny and not args.float:
-        print(f"warning: dataset: {len(tiny)} of the {len(samples.sizes)} calibration images are under a quarter "
-              f"of the network input {meta.input_size[0]}x{meta.input_size[1]} on both sides (e.g. {tiny[0]}); "
-              "ranges calibrated on them fit blurs, not your camera: is --dataset the right directory?",
-              file=sys.stderr)
-    meta.output_range = output_range
-    quantize.finish(tflite, meta, args.output, output_range, post, labels)
-    seconds = time.perf_counter() - started
-    kind = "float32 (unquantized)" if args.float else f"full int8, {args.io_type} input/output"
-    print(f"wrote {args.output} ({kind}; {args.output.stat().st_size / 2**20:.2f} MiB) in {seconds:.1f} s"
-          + ("" if args.float else f", calibrated on {samples.describe()}; activation ranges: "
-             f"{args.calibration} ({args.calibration.describe()})")
-          + (f", head range fixed to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else "")
-          + (f"; outputs: TFLite_Detection_PostProcess (boxes, classes, scores, count; up to {post.max_detections} "
-             f"detections >= {post.score_threshold:g}, per-class NMS at IoU {post.iou_threshold:g})" if post else ""))
+    settings = Settings(num_samples=args.num_samples, augment=not args.no_augment, method=args.calibration,
+                        io_type=args.io_type, quantize=not args.float,
+                        head_range=None if args.no_fixed_range else args.output_range, post=post, labels=labels,
+                        labels_file=args.classes,
+                        anchors=args.anchors, eval_images=eval_images, debug_layers=args.debug_layers,
+                        finetune_epochs=args.finetune)
+    warn = lambda line: print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)  # noqa: E731
+    report = quantize_model(args.model, args.output, dataset, settings, log=warn)
+    if report.auto:
+        print(report.auto.format())
+    if report.tiny_images:
+        print(f"warning: dataset: {len(report.tiny_images)} calibration images are under a quarter of the "
+              f"network input {report.meta.input_size[0]}x{report.meta.input_size[1]} on both sides (e.g. "
+              f"{report.tiny_images[0]}); ranges calibrated on them fit blurs, not your camera: is --dataset the "
+              "right directory?", file=sys.stderr)
+    print(report.summary())
     if args.float:
         print("This float model is a reference for the CPU, not for the Edge TPU (which runs int8 models only).")
         return 0
-    images = [image for image in (read_image(p) for p in eval_images) if image is not None]
-    if not post:  # a detections model has no head outputs to compare
-        clipped = f", reference clipped to [{output_range[0]:g}, {output_range[1]:g}]" if output_range else ""
-        print(f"Quantization error on {plural(len(images), 'image')} (dequantized int8 heads vs the float Keras "
-              f"model{clipped}):")
-        for grid, mean, peak in quantize.head_errors(model, args.output, images, meta.input_size, output_range):
+    if report.head_errors:
+        clipped = (f", reference clipped to [{report.head_range[0]:g}, {report.head_range[1]:g}]"
+                   if report.head_range else "")
+        print(f"Quantization error on {plural(report.fidelity.images, 'image')} (dequantized int8 heads vs the "
+              f"float Keras model{clipped}):")
+        for grid, mean, peak in report.head_errors:
             print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
-    int8 = Detector(args.output)
-    print(fidelity.compare(lambda image: fidelity.keras_detect(model, meta, image),
-                           int8.detect, images, int8.engine.kernels).format())
-    if args.debug_layers:
-        from utils.quantize import debugger as quant_debug
-        errors = quant_debug.layer_errors(model, samples.dataset(meta.input_size, meta.resize, progress), args.io_type,
-                                          args.calibration)
-        print(quant_debug.format_errors(errors, args.debug_layers))
-    peak = peak_memory_mib()
-    print(f"peak memory {peak:.0f} MiB\n" if peak is not None else "")
-    report = edgetpu_check.check(args.output)  # the verdict last: what a user acts on
-    print(report.brief() if report.keeps_leaky_relu and not args.strict else report.format())
-    return 1 if args.strict and not report.all_mapped else 0
+    print(report.fidelity.format())
+    if report.layer_errors:
+        print(debugger.format_errors(report.layer_errors, args.debug_layers))
+    print(f"peak memory {report.peak_mib:.0f} MiB\n" if report.peak_mib is not None else "")
+    edgetpu = report.edgetpu  # the verdict last: what a user acts on
+    print(edgetpu.brief() if edgetpu.keeps_leaky_relu and not args.strict else edgetpu.format())
+    return 1 if args.strict and not edgetpu.all_mapped else 0
 
 
 if __name__ == "__main__":

@@ -468,6 +468,23 @@ def _(d, m):
     return [*CONVERT, cfg(d), weights(d, m), "OUT.H5"]
 
 
+for _value in ("-1", "101", "x"):
+    case(f"quant: --finetune {_value}", fragments=("--finetune",))(
+        lambda d, m, v=_value: [*QUANT, keras_model(d, m), "q.tflite", "--finetune", v])
+
+
+@case("quant: --calibration kl names auto among the choices", fragments=("'kl' is not one of", "mse, auto"))
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "q.tflite", "--calibration", "kl"]
+
+
+@case("quant: --calibration auto on 2 images uses the default", status=0, slow=True, creates=("q.tflite",),
+      fragments=("calibration auto: 2 images is too few to hold any out (it needs 8); using mse",))
+def _(d, m):
+    return [*QUANT, keras_model(d, m), "q.tflite", "--dataset", photo(d, "a.jpg"), photo(d, "b.jpg", "person.jpg"),
+            "--num-samples", "2", "--calibration", "auto"]
+
+
 @case("quant: --num-samples 0", fragments=("--num-samples",))
 def _(d, m):
     return [*QUANT, keras_model(d, m), "q.tflite", "--num-samples", "0"]

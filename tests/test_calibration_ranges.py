@@ -1,5 +1,7 @@
 """Activation ranges for int8 (utils/quantize/ranges.py): the methods on known histograms, and the
 quantizer's two-step path, which must equal TensorFlow's own one-step conversion for min/max."""
+import argparse
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,17 @@ def test_parse_method():
     for bad in ("percentile:50", "percentile:100.01", "percentile:x", "kl", "mse:2", ""):
         with pytest.raises(ValueError):
             parse_method(bad)
+
+
+def test_auto_is_a_calibration_choice_and_holds_out_a_quarter():
+    from utils.quantize import auto
+    assert ranges.calibration_argument(" Auto ") == auto.AUTO and ranges.calibration_argument("mse") == Method("mse")
+    with pytest.raises(argparse.ArgumentTypeError):
+        ranges.method_argument("auto")  # the debugger's flag takes methods only
+    images = [f"{i}.jpg" for i in range(9)]
+    calibrate, held = auto.split(images)
+    assert held == ["2.jpg", "6.jpg"] and calibrate == [p for p in images if p not in held]
+    assert [str(m) for m in map(parse_method, auto.CANDIDATES)][0] == ranges.DEFAULT_METHOD
 
 
 def test_percentile_clips_both_tails_and_keeps_zero():

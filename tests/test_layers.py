@@ -18,9 +18,10 @@ RANKS = {  # lowest first
     "runtime": 2,
     "yolo": 3,
     "media": 4, "darknet": 4,
-    "quantize": 5, "evaluation": 5,
-    "testing": 6,     # code for tests and benches only: nothing in the product imports it
-    "entry": 7,       # the documented short names
+    "evaluation": 5,
+    "quantize": 6,    # the quantizer judges its candidates by evaluation's agreement mAP
+    "testing": 7,     # code for tests and benches only: nothing in the product imports it
+    "entry": 8,       # the documented short names
 }
 BASE = {"errors", "console", "files", "machine"}
 ENTRY = {"detector", "fetch_weights", "edgetpu_check", "fidelity", "quant_debug"}

@@ -222,3 +222,45 @@ def test_quantization_debugger_ranks_layers(model_factory, tmp_path):
                            "--num-samples", "4", "--debug-layers", "3")
     assert quantizer.returncode == 0, quantizer.stderr
     assert "the 3 largest" in quantizer.stdout
+
+
+def test_the_script_is_the_library_function(model_factory, tmp_path):
+    """keras_to_tflite_quant.py only parses and prints: quantize_model writes the same bytes and
+    returns the figures the script prints."""
+    from utils.quantize import ranges
+    from utils.quantize.pipeline import Settings, quantize_model
+    h5 = model_factory("tiny_keep")
+    script = model_factory("tiny_keep_int8_minmax8", [], ["--calibration", "minmax", "--num-samples", "8"])
+    out = tmp_path / "q.tflite"
+    report = quantize_model(h5, out, sample_paths(), Settings(num_samples=8, method=ranges.parse_method("minmax")))
+    assert out.read_bytes() == script.read_bytes()
+    printed = script.with_suffix(".stdout").read_text()
+    assert report.summary().split(" in ")[0] == f"wrote {out} (full int8, uint8 input/output; {report.size_mib:.2f} MiB)"
+    assert report.summary().split(", calibrated on ")[1] in printed
+    assert [grid for grid, _, _ in report.head_errors] == [(13, 13), (26, 26)]
+    assert f"{report.fidelity.loose_matched}/{report.fidelity.loose_total} matched" in printed
+    assert report.edgetpu.keeps_leaky_relu and report.edgetpu.brief().split("The full report")[0] in printed
+
+
+def test_calibration_auto_chooses_on_held_out_images(model_factory, tmp_path):
+    """auto holds out a quarter of the images, scores each candidate under both kernel sets, keeps
+    the best and says what it cost; with too few images it says so and uses the default."""
+    from utils.quantize.auto import CANDIDATES
+    from utils.testing.image_sets import clip_frames
+    h5 = model_factory("tiny_keep")
+    images = [*map(str, sample_paths()[:2]), *map(str, clip_frames(tmp_path, every=4))]  # 8 images
+    result = run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "auto.tflite"), "--dataset", *images,
+                        "--num-samples", "8", "--calibration", "auto", check=True)
+    table = result.stdout.split("calibration auto: 6 images calibrated, 2 held out")[1].splitlines()
+    lines = table[1:1 + len(CANDIDATES)]
+    scored = [line.replace("*", " ").split() for line in lines]  # method xnnpack A / B builtin C / D
+    assert [row[0] for row in scored] == list(CANDIDATES), result.stdout
+    assert all(0 <= float(row[i]) <= 1 for row in scored for i in (2, 4, 6, 8)), result.stdout
+    chosen = [row[0] for line, row in zip(lines, scored) if "*" in line]
+    assert len(chosen) == 1 and f"chose {chosen[0]} in " in table[1 + len(CANDIDATES)], result.stdout
+    assert f"activation ranges: {chosen[0]} (" in result.stdout
+    few = run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "few.tflite"), "--dataset", *images[:3],
+                     "--num-samples", "4", "--calibration", "auto", check=True)
+    assert "warning: calibration auto: 3 images is too few to hold any out (it needs 8); using mse, the default" \
+        in few.stderr, few.stderr
+    assert "activation ranges: mse (" in few.stdout

@@ -64,24 +64,42 @@ def _convert(converter: tf.lite.TFLiteConverter) -> bytes:
         raise UserError(f"TFLite conversion failed: {str(error).strip().splitlines()[-1][:200]}") from None
 
 
-def calibrated(model: keras.Model, dataset: Callable, io_type: str = "uint8", method: ranges.Method = ranges.Method(ranges.DEFAULT_METHOD),
-               post: PostProcess | None = None, meta: YoloMeta | None = None,
-               head_range: tuple[float, float] | None = None) -> bytes:
-    """The calibrate-only model: float, with each activation's range recorded on ``dataset`` (its
-    min/max, moved by ``method``), ready for TFLite's quantizer (the API its debugger drives).
-    ``head_range`` is given to the logit heads inside a model with ``post`` (a heads model gets it
-    on its outputs, in ``finish``)."""
+def record_ranges(model: keras.Model, dataset: Callable, io_type: str = "uint8", post: PostProcess | None = None,
+                  meta: YoloMeta | None = None) -> bytes:
+    """The calibrate-only model: float, with each activation's min and max over ``dataset``
+    recorded, ready for TFLite's quantizer (the API its debugger drives)."""
     with converter_for(model, dataset, io_type, post=post, meta=meta) as converter:
         converter._experimental_calibrate_only = True
-        model_bytes = _convert(converter)
-    chosen = {}
-    if method.name != "minmax":
-        interpreter_for = lambda **options: interpreter_api("litert").interpreter(  # noqa: E731
-            "xnnpack", num_threads=os.cpu_count(), **options)
-        chosen = ranges.measure(model_bytes, dataset, method, interpreter_for)
+        return _convert(converter)
+
+
+def float_interpreter(**options):
+    """A float interpreter on XNNPACK with every core (the range measurements run on it)."""
+    return interpreter_api("litert").interpreter("xnnpack", num_threads=os.cpu_count(), **options)
+
+
+def measured_ranges(model_bytes: bytes, dataset: Callable, method: ranges.Method) -> dict[int, tuple[float, float]]:
+    """The ranges ``method`` moves in the calibrate-only model (none for minmax: the recorded ones stand)."""
+    return {} if method.name == "minmax" else ranges.measure(model_bytes, dataset, method, float_interpreter)
+
+
+def with_ranges(model_bytes: bytes, chosen: dict[int, tuple[float, float]], post: PostProcess | None = None,
+                meta: YoloMeta | None = None, head_range: tuple[float, float] | None = None) -> bytes:
+    """The calibrate-only model with the ranges ``chosen`` (and, with ``post``, the detection tail's)."""
+    chosen = dict(chosen)
     if post:
         chosen.update(detection_ranges(tflite_model.unpack(model_bytes).subgraphs[0], meta, head_range))
     return ranges.apply(model_bytes, chosen) if chosen else model_bytes
+
+
+def calibrated(model: keras.Model, dataset: Callable, io_type: str = "uint8", method: ranges.Method = ranges.Method(ranges.DEFAULT_METHOD),
+               post: PostProcess | None = None, meta: YoloMeta | None = None,
+               head_range: tuple[float, float] | None = None) -> bytes:
+    """The calibrate-only model with each activation's range by ``method`` (its min/max over
+    ``dataset``, moved by the method). ``head_range`` is given to the logit heads inside a model
+    with ``post`` (a heads model gets it on its outputs, in ``finish``)."""
+    model_bytes = record_ranges(model, dataset, io_type, post, meta)
+    return with_ranges(model_bytes, measured_ranges(model_bytes, dataset, method), post, meta, head_range)
 
 
 def detection_ranges(graph, meta: YoloMeta, head_range: tuple[float, float] | None) -> dict[int, tuple[float, float]]:

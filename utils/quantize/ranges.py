@@ -67,6 +67,19 @@ def method_argument(text: str) -> Method:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+AUTO = "auto"  # keras_to_tflite_quant.py only: the method chosen on held-out images (utils/quantize/auto.py)
+
+
+def calibration_argument(text: str) -> Method | str:
+    """``method_argument``, or ``auto``."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return parse_method(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace(", mse", ", mse, auto")) from None
+
+
 CALIBRATION_HELP = ("activation ranges: minmax (the calibration set's min and max), percentile[:P] (each tensor's "
                     f"Pth percentile, 50 < P <= 100; default {DEFAULT_PERCENTILE:g}) or mse (the range with the "
                     "least quantization error)")
@@ -138,29 +151,41 @@ def mse_range(histogram: Histogram, stride: int = 8) -> tuple[float, float]:
     return float(a[i]), float(b[k])
 
 
-def measure(calibrated: bytes, dataset: Callable[[], Iterator[list[np.ndarray]]], method: Method,
-            interpreter_for: Callable[..., object]) -> dict[int, tuple[float, float]]:
-    """{tensor index: (min, max)} by ``method`` for every recorded activation of the calibrate-only
-    model ``calibrated``, from histograms over ``dataset`` (the samples it was calibrated on).
-    ``interpreter_for(model_content=...)`` makes a float interpreter; the activations are made
-    outputs of the model it runs, so that any kernels (XNNPACK's, 7 times faster here) keep them."""
+def histograms(calibrated: bytes, dataset: Callable[[], Iterator[list[np.ndarray]]],
+               interpreter_for: Callable[..., object]) -> dict[int, Histogram]:
+    """{tensor index: histogram over ``dataset``} of every recorded activation of the calibrate-only
+    model ``calibrated`` (one pass serves any number of methods). ``interpreter_for(model_content=...)``
+    makes a float interpreter; the activations are made outputs of the model it runs, so that any
+    kernels (XNNPACK's, 7 times faster here) keep them."""
     model = tflite_model.unpack(calibrated)
     graph = model.subgraphs[0]
     recorded = ranged_tensors(graph)
-    if method.name == "minmax":
-        return recorded
     graph.outputs = np.array(sorted(recorded), np.int32)
     interpreter = interpreter_for(model_content=tflite_model.pack(model))
     input_index = interpreter.get_input_details()[0]["index"]
-    histograms = {index: Histogram(*bounds) for index, bounds in recorded.items()}
+    found = {index: Histogram(*bounds) for index, bounds in recorded.items()}
     for (tensor, *_) in dataset():
         interpreter.set_tensor(input_index, tensor)
         interpreter.invoke()
-        for index, histogram in histograms.items():
+        for index, histogram in found.items():
             histogram.add(interpreter.get_tensor(index))
+    return found
+
+
+def choose(found: dict[int, Histogram], method: Method) -> dict[int, tuple[float, float]]:
+    """{tensor index: (min, max)} by ``method`` (not minmax) from the histograms of ``histograms``."""
     if method.name == "percentile":
-        return {index: percentile_range(h, method.percentile) for index, h in histograms.items()}
-    return {index: mse_range(h) for index, h in histograms.items()}
+        return {index: percentile_range(h, method.percentile) for index, h in found.items()}
+    return {index: mse_range(h) for index, h in found.items()}
+
+
+def measure(calibrated: bytes, dataset: Callable[[], Iterator[list[np.ndarray]]], method: Method,
+            interpreter_for: Callable[..., object]) -> dict[int, tuple[float, float]]:
+    """{tensor index: (min, max)} by ``method`` for every recorded activation of the calibrate-only
+    model ``calibrated``, from histograms over ``dataset`` (the samples it was calibrated on)."""
+    if method.name == "minmax":
+        return ranged_tensors(tflite_model.unpack(calibrated).subgraphs[0])
+    return choose(histograms(calibrated, dataset, interpreter_for), method)
 
 
 def apply(calibrated: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
