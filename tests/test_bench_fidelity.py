@@ -63,9 +63,12 @@ def test_kernels_benchmark_tiny_mode():
 @pytest.mark.slow
 def test_defaults_benchmark_tiny_mode():
     result = run_script("bench/defaults.py", "--tiny", check=True)
-    rows = [line for line in result.stdout.splitlines() if line.startswith("keep,")]
-    figures = [[float(v) for v in line.split()[-4:]] for line in rows]
-    assert len(rows) == 2 and all(0.5 < v <= 1 for row in figures for v in row), result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("darknet+clip ")]
+    figures = [[float(v) for v in row[3:7]] for row in rows]
+    assert [row[2] for row in rows] == ["minmax", "mse"], result.stdout
+    assert all(0.5 < v <= 1 for row in figures for v in row) and all(int(row[7]) > 50 for row in rows), result.stdout
+    verdicts = [line.split() for line in result.stdout.splitlines() if line.endswith((" yes", " no"))]
+    assert [row[0] for row in verdicts] == ["minmax", "mse"], result.stdout
 
 
 @pytest.mark.slow
