@@ -59,10 +59,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--calibration", type=ranges.calibration_argument, default=ranges.DEFAULT_METHOD,
                         metavar="METHOD", help=ranges.CALIBRATION_HELP + ", or auto (each of them tried on a quarter "
                         "of the dataset held out, the best kept; needs 8 images) (default: %(default)s)")
-    parser.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
-                        help="fine-tune the weights for EPOCHS passes over the calibration samples so that the int8 "
-                             "model follows the float model's heads (no labels needed; about a minute per epoch on "
-                             "2 cores for Tiny YOLOv3) (default: off)")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of the quantized model (default: %(default)s, the Edge TPU-safe choice)")
     parser.add_argument("--float", action="store_true", help="write an unquantized float32 model instead "
@@ -102,8 +98,6 @@ def main() -> int:
     quiet_libraries(args.verbose)
     if args.num_samples < 1:
         raise UserError("--num-samples must be at least 1")
-    if not 0 <= args.finetune <= 100:
-        raise UserError("--finetune must be 0 (off) to 100 epochs")
     if args.debug_layers is not None and args.debug_layers < 1:
         raise UserError("--debug-layers must be at least 1 (the number of layers to list)")
     from utils.evaluation.datasets import find_dataset_images
@@ -147,8 +141,7 @@ def main() -> int:
                         io_type=args.io_type, quantize=not args.float,
                         head_range=None if args.no_fixed_range else args.output_range, post=post, labels=labels,
                         labels_file=args.classes,
-                        anchors=args.anchors, eval_images=eval_images, debug_layers=args.debug_layers,
-                        finetune_epochs=args.finetune)
+                        anchors=args.anchors, eval_images=eval_images, debug_layers=args.debug_layers)
     warn = lambda line: print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)  # noqa: E731
     report = quantize_model(args.model, args.output, dataset, settings, log=warn)
     if report.auto:

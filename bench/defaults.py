@@ -6,8 +6,9 @@ calibrated on one image source and scored on the others.
     python bench/defaults.py --weights-only    # what rounding the weights alone costs
 
 A method may carry a rounding step: ``mse+bias`` (bias correction, utils/testing/bias_correction.py)
-or ``mse+finetune`` (the quantizer's ``--finetune 2``); ``mse@90`` calibrates on 90 samples instead
-of 100 (other crops and flips): the noise floor of a comparison.
+or ``mse+finetune`` (2 epochs of label-free quantization-aware fine-tuning, utils/testing/finetune.py).
+``mse@90`` calibrates on 90 samples instead of 100 (other crops and flips): the noise floor of a
+comparison.
 
 Four independent sources: Darknet's photos with the clip's frames (a zoom into two of them),
 OpenCV's sample photos, frames of OpenCV's pedestrian video and of its animated film (Debian's
@@ -42,6 +43,7 @@ from utils.quantize.auto import AUTO  # noqa: E402
 from utils.quantize.pipeline import Settings, quantize_model  # noqa: E402
 from utils.testing.bias_correction import correct_file  # noqa: E402
 from utils.testing.darknet_reference import reference_photos  # noqa: E402
+from utils.testing.finetune import tune_file  # noqa: E402
 from utils.testing.image_sets import animation_frames, clip_frames, opencv_photos, pedestrian_frames  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
 
@@ -77,9 +79,11 @@ def quantize(h5: Path, tflite: Path, images: list[Path], method: str, samples: i
     samples = int(count) if count else samples
     base, _, rounding = method.partition("+")
     chosen = AUTO if base == AUTO else ranges.parse_method(base)
-    settings = Settings(num_samples=samples, method=chosen, report=False,
-                        finetune_epochs=FINETUNE_EPOCHS if rounding == "finetune" else 0)
-    report = quantize_model(h5, tflite, images, settings)
+    if rounding == "finetune":
+        tuned = tflite.with_suffix(".h5")
+        tune_file(h5, tuned, images, chosen, samples, FINETUNE_EPOCHS)
+        h5 = tuned
+    report = quantize_model(h5, tflite, images, Settings(num_samples=samples, method=chosen, report=False))
     if rounding == "bias":
         correct_file(h5, tflite, images, chosen, samples)
     return report

@@ -468,11 +468,6 @@ def _(d, m):
     return [*CONVERT, cfg(d), weights(d, m), "OUT.H5"]
 
 
-for _value in ("-1", "101", "x"):
-    case(f"quant: --finetune {_value}", fragments=("--finetune",))(
-        lambda d, m, v=_value: [*QUANT, keras_model(d, m), "q.tflite", "--finetune", v])
-
-
 @case("quant: --calibration kl names auto among the choices", fragments=("'kl' is not one of", "mse, auto"))
 def _(d, m):
     return [*QUANT, keras_model(d, m), "q.tflite", "--calibration", "kl"]

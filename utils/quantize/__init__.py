@@ -1,1 +1,2 @@
-"""Keras to int8 TFLite: calibration set, quantizer, Edge TPU compatibility check, quantization debugger."""
+"""Keras to int8 TFLite: the pipeline (one call), calibration set, range methods and auto, quantizer,
+Edge TPU compatibility check, quantization debugger."""

@@ -36,7 +36,6 @@ class Settings:
     anchors: Path | None = None
     eval_images: list[Path] | None = None                   # default: up to 8 calibration images
     debug_layers: int | None = None
-    finetune_epochs: int = 0                                # label-free quantization-aware fine-tuning
     report: bool = True                                     # head errors, fidelity, Edge TPU check
 
 
@@ -51,7 +50,6 @@ class Report:
     tiny_images: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     auto: object | None = None            # auto.Choice when --calibration auto chose the method
-    finetune_losses: list[float] = field(default_factory=list)  # per epoch, when fine-tuned
     head_errors: list[tuple[tuple[int, int], float, float]] = field(default_factory=list)
     fidelity: object | None = None        # evaluation.fidelity.Fidelity
     layer_errors: list = field(default_factory=list)
@@ -70,9 +68,6 @@ class Report:
         if s.quantize:
             line += (f", calibrated on {self.calibration}; activation ranges: {self.method} "
                      f"({self.method.describe()})")
-        if self.finetune_losses:
-            line += (f", fine-tuned for {len(self.finetune_losses)} epochs (loss {self.finetune_losses[0]:.4f} to "
-                     f"{self.finetune_losses[-1]:.4f})")
         if self.head_range:
             line += f", head range fixed to [{self.head_range[0]:g}, {self.head_range[1]:g}]"
         if s.post:
@@ -114,12 +109,9 @@ def quantize_model(model_path: Path, output: Path, dataset: list[Path], settings
         method = report.auto.method
     report.method = method if settings.quantize else None
     samples = calibration.Calibration(calibration.plan(dataset, settings.num_samples, settings.augment))
-    tuned = model
-    if settings.quantize and settings.finetune_epochs:
-        tuned, report.finetune_losses = _finetune(model, meta, samples, method, head_range, settings)
     progress = _progress(method)
     try:
-        tflite = quantize.to_tflite(tuned, samples.dataset(meta.input_size, meta.resize, progress),
+        tflite = quantize.to_tflite(model, samples.dataset(meta.input_size, meta.resize, progress),
                                     settings.io_type, quantize=settings.quantize, method=method,
                                     post=settings.post, meta=meta, head_range=head_range)
     finally:
@@ -135,24 +127,6 @@ def quantize_model(model_path: Path, output: Path, dataset: list[Path], settings
         report.edgetpu = edgetpu_check.check(output)
     report.peak_mib = peak_memory_mib()
     return report
-
-
-def _finetune(model, meta: YoloMeta, samples, method: ranges.Method, head_range: tuple[float, float] | None,
-              settings: Settings) -> tuple[object, list[float]]:
-    """A copy of ``model`` fine-tuned against the ranges ``method`` chooses on ``samples`` (see
-    ``finetune``), and its loss per epoch. The report still compares with ``model`` itself."""
-    import keras
-
-    from utils.quantize import finetune
-    from utils.quantize import quantizer as quantize
-    data = samples.dataset(meta.input_size, meta.resize, lambda items: console.progress(items, "fine-tuning: ranges"))
-    recorded = quantize.record_ranges(model, data, settings.io_type)
-    calibrated = quantize.with_ranges(recorded, quantize.measured_ranges(recorded, data, method))
-    tuned = keras.models.clone_model(model)
-    tuned.set_weights(model.get_weights())
-    losses = finetune.tune(tuned, calibrated, data, head_range, epochs=settings.finetune_epochs,
-                           progress=lambda items: console.progress(items, "fine-tuning: batches"))
-    return tuned, losses
 
 
 def _measure(report: Report, model, dataset: list[Path], samples, progress) -> None:

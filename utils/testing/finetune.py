@@ -1,5 +1,6 @@
 """Quantization-aware fine-tuning without labels: the float model's weights nudged so that its int8
-version follows the float model's heads.
+version follows the float model's heads. For bench/defaults.py; the quantizer does not offer it, as
+it did not raise agreement there (README, "Choosing the quantizer's defaults").
 
 A copy of the model rounds its activations to the 8-bit ranges the calibration chose (fake
 quantization, with straight-through gradients) and its kernels to per-channel int8 as TFLite does.
@@ -9,7 +10,9 @@ The tuned weights go back into the float model, which the quantizer then calibra
 """
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -104,3 +107,25 @@ def tune(model: keras.Model, calibrated: bytes, dataset: Callable[[], Iterator[l
 
 def _as_list(outputs) -> list:
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def tune_file(h5: Path, tuned: Path, images: list[Path], method, num_samples: int = 100,
+              epochs: int = 2) -> list[float]:
+    """Write to ``tuned`` (with its ``_yolo.json``) the model ``h5`` fine-tuned on the calibration
+    samples of ``images`` against the ranges ``method`` chooses there; the loss of each epoch."""
+    from utils.quantize import calibration
+    from utils.quantize import quantizer as quantize
+    from utils.quantize.pipeline import DEFAULT_HEAD_RANGE
+    from utils.runtime.keras_engine import load_keras_model
+    from utils.yolo.meta import sidecar_paths
+
+    model = load_keras_model(h5)
+    meta = quantize.model_meta(model, h5)
+    samples = calibration.Calibration(calibration.plan(images, num_samples))
+    data = samples.dataset(meta.input_size, meta.resize, lambda items: items)
+    recorded = quantize.record_ranges(model, data)
+    losses = tune(model, quantize.with_ranges(recorded, quantize.measured_ranges(recorded, data, method)), data,
+                  DEFAULT_HEAD_RANGE, epochs=epochs)
+    model.save(tuned)
+    shutil.copy(sidecar_paths(h5)[0], sidecar_paths(tuned)[0])
+    return losses
