@@ -18,6 +18,7 @@ from pathlib import Path
 from utils.console import add_verbose, plural, quiet_libraries
 from utils.errors import ArgumentParser, UserError, run_cli
 from utils.quantize import ranges
+from utils.quantize.pipeline import DEFAULT_HEAD_RANGE, Settings, quantize_model
 
 REPO_SAMPLES = Path(__file__).resolve().parent / "model_data" / "samples"
 
@@ -65,7 +66,7 @@ def parse_args() -> argparse.Namespace:
                         "(reference and debugging; not for the Edge TPU)")
     # Logits below -6 never make a detection (sigmoid(-6) = 0.0025) and above 10 saturate the
     # sigmoid; calibrated ranges like [-24, 6.5] spend half of the 8 bits on them.
-    parser.add_argument("--output-range", type=parse_range, default=(-6.0, 10.0), metavar="LOW,HIGH",
+    parser.add_argument("--output-range", type=parse_range, default=DEFAULT_HEAD_RANGE, metavar="LOW,HIGH",
                         help="fixed logit range of the quantized heads: finite, LOW < 0 < HIGH, HIGH - LOW >= "
                              f"{RANGE_LIMITS[0]:g}, within +-{RANGE_LIMITS[1]:g} (default: -6,10)")
     parser.add_argument("--no-fixed-range", action="store_true",
@@ -131,7 +132,6 @@ def main() -> int:
     print(f"dataset: {len(dataset)} images found in {where}")
 
     from utils.quantize import debugger
-    from utils.quantize.pipeline import Settings, quantize_model
 
     if not args.dataset and not args.float:
         print(f"warning: no --dataset: calibrating on the {len(dataset)} sample photos in {REPO_SAMPLES}. "

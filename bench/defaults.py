@@ -2,13 +2,16 @@
 """Choose the quantizer's default by cross-validation: int8 Tiny YOLOv3 against its float model,
 calibrated on one image source and scored on the others.
 
-    python bench/defaults.py [--tiny] [--methods M ...] [--json FILE]
+    python bench/defaults.py [--tiny] [--in-source] [--methods M ...] [--json FILE]
     python bench/defaults.py --weights-only    # what rounding the weights alone costs
 
 A method may carry a rounding step: ``mse+bias`` (bias correction, utils/testing/bias_correction.py)
 or ``mse+finetune`` (2 epochs of label-free quantization-aware fine-tuning, utils/testing/finetune.py).
 ``mse@90`` calibrates on 90 samples instead of 100 (other crops and flips): the noise floor of a
 comparison.
+
+``--in-source`` calibrates on the even-numbered images of each source and scores on its
+odd-numbered ones: a camera calibrated on its own frames, the case ``--calibration auto`` is for.
 
 Four independent sources: Darknet's photos with the clip's frames (a zoom into two of them),
 OpenCV's sample photos, frames of OpenCV's pedestrian video and of its animated film (Debian's
@@ -64,6 +67,15 @@ def sources(directory: Path) -> dict[str, list[Path]]:
     if missing:
         sys.exit(f"bench/defaults.py: no images for {', '.join(missing)}: apt-get install darknet opencv-doc")
     return found
+
+
+def split_images(images: dict[str, list[Path]], split: str, in_source: bool) -> tuple[list[Path], list[Path]]:
+    """(calibration images, scored images): one source against the other three or, ``in_source``,
+    the even-numbered images of one source against its odd-numbered ones (a camera calibrated on
+    its own frames)."""
+    if in_source:
+        return images[split][::2], images[split][1::2]
+    return images[split], [path for name, paths in images.items() if name != split for path in paths]
 
 
 def convert(leaky: str, weights: Path, h5: Path) -> None:
@@ -153,6 +165,8 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="one split, one model, two methods, few samples")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="(default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--in-source", action="store_true",
+                        help="calibrate on half of each source and score on its other half, not on other sources")
     parser.add_argument("--weights-only", action="store_true",
                         help="only score int8-rounded weights with float activations (a minute)")
     args = parser.parse_args()
@@ -177,12 +191,12 @@ def main() -> int:
             floating = Detector(h5, threshold=0.25)
             references = {path: floating.detect(image) for path, image in decoded.items()}
             for split in splits:
-                held = [path for name, paths in images.items() if name != split for path in paths]
+                calibrate, held = split_images(images, split, args.in_source)
                 sizes = [(decoded[p].shape[1], decoded[p].shape[0]) for p in held]
                 for method in methods:
                     tflite = work / f"{leaky}-{len(rows)}.tflite"
                     started = time.perf_counter()
-                    report = quantize(h5, tflite, images[split], method, 16 if args.tiny else 100)
+                    report = quantize(h5, tflite, calibrate, method, 16 if args.tiny else 100)
                     row = {"split": split, "model": leaky, "method": method, "seconds": time.perf_counter() - started,
                            "chose": str(report.method), "held_out": len(held),
                            "objects": sum(len(references[p]) for p in held)}
@@ -193,9 +207,10 @@ def main() -> int:
                         row[f"{kernels} ms"] = detect_ms(int8, decoded[held[0]], 5 if args.tiny else 30)
                     rows.append(row)
                     print(f"  {split} / {leaky} / {method}: done in {row['seconds']:.0f} s", file=sys.stderr)
-    print(f"Cross-validation of --calibration: calibrated on one source (100 samples with crops/flips), scored on "
-          f"the other three; agreement with the float model's detections at 0.25; {time.strftime('%Y-%m-%d')}"
-          + (" (tiny mode)" if args.tiny else ""))
+    scored = "the other half of it" if args.in_source else "the other three"
+    print(f"Cross-validation of --calibration: calibrated on {'half of ' if args.in_source else ''}one source (100 "
+          f"samples with crops/flips), scored on {scored}; agreement with the float model's detections at 0.25; "
+          f"{time.strftime('%Y-%m-%d')}" + (" (tiny mode)" if args.tiny else ""))
     print(f"CPU: {cpu_description()}; detect() times are medians of one image, 2 threads")
     print("sources: " + ", ".join(f"{name} ({len(paths)} images)" for name, paths in images.items()))
     print(f"{'split (calibrated on)':22} {'model':6} {'method':18} " + "  ".join(

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from utils import console
 from utils.errors import UserError
@@ -16,6 +17,12 @@ from utils.machine import peak_memory_mib
 from utils.quantize import ranges
 from utils.yolo.meta import YoloMeta
 from utils.yolo.ssd_outputs import PostProcess
+
+if TYPE_CHECKING:
+    from utils.evaluation.fidelity import Fidelity
+    from utils.quantize.auto import Choice
+    from utils.quantize.debugger import LayerError
+    from utils.quantize.edgetpu_check import Report as EdgeTpuReport
 
 DEFAULT_HEAD_RANGE = (-6.0, 10.0)
 
@@ -49,11 +56,11 @@ class Report:
     calibration: str = ""                 # what was calibrated on
     tiny_images: list[Path] = field(default_factory=list)
     seconds: float = 0.0
-    auto: object | None = None            # auto.Choice when --calibration auto chose the method
+    auto: Choice | None = None            # when --calibration auto chose the method
     head_errors: list[tuple[tuple[int, int], float, float]] = field(default_factory=list)
-    fidelity: object | None = None        # evaluation.fidelity.Fidelity
-    layer_errors: list = field(default_factory=list)
-    edgetpu: object | None = None         # edgetpu_check.Report
+    fidelity: Fidelity | None = None      # detections against the float model
+    layer_errors: list[LayerError] = field(default_factory=list)
+    edgetpu: EdgeTpuReport | None = None
     peak_mib: float | None = None
 
     @property
