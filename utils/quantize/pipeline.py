@@ -111,6 +111,11 @@ def quantize_model(model_path: Path, output: Path, dataset: list[Path], settings
     head_range = settings.head_range if fixed else None
     report = Report(output, meta, settings, None, head_range)
     method = settings.method
+    if isinstance(method, str) and method != auto.AUTO:
+        try:
+            method = ranges.parse_method(method)  # "mse", "percentile:99.9" as the flag takes them
+        except ValueError as error:
+            raise UserError(f"calibration: {error}") from None
     if settings.quantize and method == auto.AUTO:
         report.auto = auto.choose(model, meta, dataset, settings, head_range, log)
         method = report.auto.method
