@@ -147,10 +147,10 @@ def main() -> int:
     if report.auto:
         print(report.auto.format())
     if report.tiny_images:
-        print(f"warning: dataset: {len(report.tiny_images)} calibration images are under a quarter of the "
-              f"network input {report.meta.input_size[0]}x{report.meta.input_size[1]} on both sides (e.g. "
-              f"{report.tiny_images[0]}); ranges calibrated on them fit blurs, not your camera: is --dataset the "
-              "right directory?", file=sys.stderr)
+        print(f"warning: dataset: {len(report.tiny_images)} of the {report.images_read} calibration images are under "
+              f"a quarter of the network input {report.meta.input_size[0]}x{report.meta.input_size[1]} on both sides "
+              f"(e.g. {report.tiny_images[0]}); ranges calibrated on them fit blurs, not your camera: is --dataset "
+              "the right directory?", file=sys.stderr)
     print(report.summary())
     if args.float:
         print("This float model is a reference for the CPU, not for the Edge TPU (which runs int8 models only).")

@@ -54,7 +54,8 @@ class Report:
     method: ranges.Method | None          # the activation ranges used (None for a float model)
     head_range: tuple[float, float] | None
     calibration: str = ""                 # what was calibrated on
-    tiny_images: list[Path] = field(default_factory=list)
+    images_read: int = 0                  # distinct calibration images decoded
+    tiny_images: list[Path] = field(default_factory=list)  # those far smaller than the network input
     seconds: float = 0.0
     auto: Choice | None = None            # when --calibration auto chose the method
     head_errors: list[tuple[tuple[int, int], float, float]] = field(default_factory=list)
@@ -130,6 +131,7 @@ def quantize_model(model_path: Path, output: Path, dataset: list[Path], settings
         if settings.quantize and samples.used == 0:
             raise UserError(f"dataset: none of the {len(dataset)} images could be decoded")
     report.calibration = samples.describe()
+    report.images_read = len(samples.sizes)
     report.tiny_images = samples.tiny_images(meta.input_size) if settings.quantize else []
     meta.output_range = head_range
     quantize.finish(tflite, meta, output, head_range, settings.post, settings.labels)
