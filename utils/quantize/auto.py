@@ -119,7 +119,7 @@ def choose(model, meta: YoloMeta, dataset: list[Path], settings, head_range: tup
     candidates = [Candidate(ranges.parse_method(name)) for name in CANDIDATES]
     with tempfile.TemporaryDirectory(prefix="tinyyolo-auto-") as work:
         for number, candidate in enumerate(progress(candidates, "auto: scoring candidates")):
-            chosen = {} if candidate.method.name == "minmax" else ranges.choose(histograms, candidate.method)
+            chosen = ranges.choose(histograms, candidate.method)
             tflite = quantize.quantize_calibrated(quantize.with_ranges(recorded, chosen), settings.io_type)
             path = Path(work) / f"candidate{number}.tflite"
             quantize.finish(tflite, replace(meta, output_range=head_range), path, head_range)

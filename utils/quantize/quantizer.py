@@ -80,7 +80,7 @@ def float_interpreter(**options):
 
 def measured_ranges(model_bytes: bytes, dataset: Callable, method: ranges.Method) -> dict[int, tuple[float, float]]:
     """The ranges ``method`` moves in the calibrate-only model (none for minmax: the recorded ones stand)."""
-    return {} if method.name == "minmax" else ranges.measure(model_bytes, dataset, method, float_interpreter)
+    return ranges.measure(model_bytes, dataset, method, float_interpreter)
 
 
 def with_ranges(model_bytes: bytes, chosen: dict[int, tuple[float, float]], post: PostProcess | None = None,

@@ -174,7 +174,10 @@ def histograms(calibrated: bytes, dataset: Callable[[], Iterator[list[np.ndarray
 
 
 def choose(found: dict[int, Histogram], method: Method) -> dict[int, tuple[float, float]]:
-    """{tensor index: (min, max)} by ``method`` (not minmax) from the histograms of ``histograms``."""
+    """{tensor index: (min, max)} by ``method`` from the histograms of ``histograms``; none for
+    minmax, whose recorded ranges stand."""
+    if method.name == "minmax":
+        return {}
     if method.name == "percentile":
         return {index: percentile_range(h, method.percentile) for index, h in found.items()}
     return {index: mse_range(h) for index, h in found.items()}
@@ -183,9 +186,10 @@ def choose(found: dict[int, Histogram], method: Method) -> dict[int, tuple[float
 def measure(calibrated: bytes, dataset: Callable[[], Iterator[list[np.ndarray]]], method: Method,
             interpreter_for: Callable[..., object]) -> dict[int, tuple[float, float]]:
     """{tensor index: (min, max)} by ``method`` for every recorded activation of the calibrate-only
-    model ``calibrated``, from histograms over ``dataset`` (the samples it was calibrated on)."""
+    model ``calibrated``, from histograms over ``dataset`` (the samples it was calibrated on); none
+    for minmax, which needs no histograms."""
     if method.name == "minmax":
-        return ranged_tensors(tflite_model.unpack(calibrated).subgraphs[0])
+        return {}
     return choose(histograms(calibrated, dataset, interpreter_for), method)
 
 
