@@ -86,11 +86,14 @@ coverage: $(VENV)/.installed darknet test-servers compiler
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report --format=markdown
 
-# Inference on Raspberry Pi OS 64-bit under qemu-user, compared with this machine value for value (as
-# root on x86-64 Debian/Ubuntu; about 15 minutes): CPU=cortex-a72 is a Pi 4, CPU=cortex-a76 a Pi 5.
+# int8 inference on Raspberry Pi OS 64-bit under qemu-user: agreement with Darknet on arm64 and on this
+# machine, value differences and each kernel set's rounding (as root on x86-64 Debian/Ubuntu; about
+# 15 minutes with the root kept): CPU=cortex-a72 is a Pi 4, CPU=cortex-a76 a Pi 5; METHODS scores
+# calibration methods too (bench/defaults.py's syntax, e.g. METHODS="mse minmax auto").
 CPU ?= cortex-a72
+METHODS ?= mse
 check-arm64: $(VENV)/.installed .venv-tflite-runtime/.installed
-	$(PY) bench/check_arm64.py --cpu $(CPU)
+	$(PY) bench/check_arm64.py --cpu $(CPU) --methods $(METHODS)
 
 bench: $(VENV)/.installed .venv-tflite-runtime/.installed darknet
 	$(PY) bench/bench.py

@@ -52,6 +52,7 @@ def test_each_kernel_set_has_one_scheme_and_numpy_reproduces_its_heads(model_fac
         matches = kernel_rounding.explain(model, tensors)
         assert {m.op for m in matches} == {"CONV_2D", "LEAKY_RELU" if leaky == "keep" else "PRELU"}
         assert len(matches) == 24  # 13 convolutions, 11 activations
+        assert kernel_rounding.reproduces(model, tensors, kernel_rounding.by_op(matches))
         schemes = kernel_rounding.by_op(matches)
         assert all(not scheme.startswith("~") for scheme in schemes.values()), (kernels, schemes)
         if kernels == "reference":  # TFLite's reference kernels are gemmlowp's, on every machine

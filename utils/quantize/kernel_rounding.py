@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.quantize.numpy_kernels import INTEGER_AND_FLOAT, RESCALING, SCHEMES, Graph
+from utils.quantize.numpy_kernels import INTEGER_AND_FLOAT, RESCALING, SCHEMES, Graph, run
 from utils.tflite import model as tflite
 
 
@@ -59,6 +59,14 @@ def by_op(matches: list[OpMatch]) -> dict[str, str]:
         worst = {scheme: min(m.matched[scheme] for m in ops) for scheme in ops[0].matched}
         found[name] = OpMatch(-1, name, "", 0, worst).scheme
     return found
+
+
+def reproduces(model_path: Path, tensors: dict[str, np.ndarray], schemes: dict[str, str]) -> bool:
+    """Whether the numpy engine, rounding as ``schemes`` says, computes the model's outputs in
+    ``tensors`` (one machine's, by name) bit for bit from the input there."""
+    graph = Graph(Path(model_path))
+    simulated = run(graph, tensors[graph.name(graph.graph.inputs[0])], schemes)
+    return all(np.array_equal(simulated[graph.name(i)], tensors[graph.name(i)]) for i in graph.graph.outputs)
 
 
 def with_all_outputs(model_path: Path, out: Path) -> list[str]:
