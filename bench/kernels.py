@@ -63,7 +63,7 @@ def moved(a: list[Detections], b: list[Detections]) -> tuple[int, float]:
 
 def tflite_runtime_run(model: Path, paths: list[Path]) -> tuple[list[list], float] | None:
     """(JSON detections per photo, median invoke ms) of inference.py on tflite_runtime alone, or None."""
-    if not TFLITE_RUNTIME_PYTHON.exists():
+    if not (TFLITE_RUNTIME_PYTHON.parents[1] / ".installed").exists():  # python appears before pip is done
         return None
     result = subprocess.run([str(TFLITE_RUNTIME_PYTHON), "inference.py", "--model", str(model), "--json",
                              "--classes", str(ROOT / "model_data" / "coco.names"), "--threads", "2", "--no-display",
@@ -111,7 +111,7 @@ def main() -> int:
                 print(f"{leaky:8} {kernels:10} {count:>10} {lost:>9} {invoke:9.2f}")
             alone = tflite_runtime_run(int8, paths)
             if alone is None:
-                print(f"{leaky:8} tflite_runtime: not measured ({TFLITE_RUNTIME_PYTHON} missing)")
+                print(f"{leaky:8} tflite_runtime: not measured ({TFLITE_RUNTIME_PYTHON.parents[1]} not installed)")
             else:
                 same = [[[d["class_id"], d["score"], d["box"]] for d in image] for image in alone[0]] == \
                     [as_json(d) for d in found["builtin"]]

@@ -51,7 +51,7 @@ def test_fidelity_benchmark_tiny_mode():
 
 
 @pytest.mark.slow
-def test_kernels_benchmark_tiny_mode():
+def test_kernels_benchmark_tiny_mode(tflite_runtime_python):  # the venv complete, not half-built by another worker
     result = run_script("bench/kernels.py", "--tiny", check=True)
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("keep ", "prelu "))]
     assert {(row[0], row[1]) for row in rows if row[1] in ("xnnpack", "builtin", "reference")} == \
