@@ -23,9 +23,9 @@ It prints:
    intermediate tensors (utils/quantize/kernel_rounding.py): kernel sets with the same schemes
    compute the same values, so the table predicts which runs will disagree.
 
-About 12 minutes with the root kept (building it adds about 5), mostly inference under emulation
+About 20 minutes with the root kept (building it adds about 5), mostly inference under emulation
 (about 2.5 s per image per kernel set; the reference kernels only run on the photos, for table 2).
-Every extra method adds about 4 minutes.
+Every extra method adds about 5 minutes (fine-tuning more, to build it).
 
 Two emulation pitfalls are handled: qemu passes the host's x86 /proc/cpuinfo through, on which
 LiteRT crashes, so a Pi's is mounted over it; and qemu's default CPU advertises SVE2/SME, with which
@@ -237,12 +237,13 @@ def all_outputs(model: Path) -> Path:
     return model.with_name(model.stem + "-all.tflite")
 
 
-def darknet_detections(images: list[Path]) -> list[Detections]:
-    """Darknet's own detections at 0.25, with the cfg's resize (stretched, as AlexeyAB's and Hank.ai's)."""
+def darknet_detections(images: list[Path], resize: str) -> list[Detections]:
+    """Darknet's own detections at 0.25, the image resized as the model resizes it (``resize``: the
+    converter reads it from the cfg and the weights; letterbox for these 2018 weights)."""
     darknet = darknet_reference.Darknet(ROOT / "model_data" / "yolov3-tiny.cfg", fetch_weights(log=lambda m: None))
     found = []
     for path in images:
-        rows = darknet.detect(read_image(path), 80, resize="stretch")
+        rows = darknet.detect(read_image(path), 80, resize=resize)
         found.append(Detections(np.array([r[2] for r in rows], np.float32).reshape(-1, 4),
                                 np.array([r[1] for r in rows], np.float32), np.array([r[0] for r in rows], np.int64)))
     return found
@@ -283,7 +284,7 @@ def differences(a_path: Path, b_path: Path, kind: str) -> tuple[float, int]:
 
 
 def cell(share: float, steps: int) -> str:
-    return "identical" if steps == 0 else f"{share:.2%}, {steps}"
+    return "identical" if steps == 0 else f"{share:.2%}, {steps}" if share >= 0.001 else f"{share:.5%}, {steps}"
 
 
 def schemes_of(npz_path: Path, model: Path) -> tuple[dict[str, str], bool]:
@@ -335,7 +336,8 @@ def measure(args, root: Root, work: Path) -> None:
         step(f"  {venv}: {', '.join(line for line in versions.split() if not line.startswith(('pip=', 'setuptools=')))}")
     step(f"scored on {len(images)} images: {photos} photos ({', '.join(p.name for p in images[:photos])}) and "
          f"{len(images) - photos} frames of model_data/samples/clip.mp4")
-    reference = darknet_detections(images)
+    resize = Detector(next(iter(models.values()))).meta.resize
+    reference = darknet_detections(images, resize)
     sizes = [(read_image(p).shape[1], read_image(p).shape[0]) for p in images]
     fidelity, values, schemes = [], [], {}
     for (method, leaky), model in models.items():
@@ -358,11 +360,12 @@ def measure(args, root: Root, work: Path) -> None:
     for (method, leaky), model in models.items():
         host = work / f"host-{leaky}-{method}-xnnpack.npz"
         sensitivities[method, leaky] = sensitivity(model, host, images[:photos], schemes[leaky, "xnnpack"][0][0])
-    report(args, fidelity, values, schemes, sensitivities)
+    report(args, resize, fidelity, values, schemes, sensitivities)
 
 
-def report(args, fidelity, values, schemes, sensitivities) -> None:
-    print(f"\n1. Agreement with Darknet's detections (mAP@0.5 / mAP@[.5:.95]); ±1 step: detections at 0.25 that "
+def report(args, resize, fidelity, values, schemes, sensitivities) -> None:
+    print(f"\n1. Agreement with Darknet's detections (libdarknet, {resize}, at 0.25; mAP@0.5 / mAP@[.5:.95]); "
+          f"±1 step: detections at 0.25 that "
           f"change when {MOVED_SHARE:.0%} of every rescaling op's values move one step (numpy, XNNPACK's rounding)")
     print(f"{'method':18} {'model':6} {'kernels':15} {'x86-64':>16} {'arm64 (' + args.cpu + ')':>24} {'±1 step':>14}")
     for method, leaky, label, host, arm in fidelity:
