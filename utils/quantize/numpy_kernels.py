@@ -7,9 +7,11 @@ rounds. The kernel sets round in different ways (``utils.quantize.kernel_roundin
   doubling high multiply, then a rounding right shift: two roundings, ties away from zero.
 - ``double-up``: the same two roundings with ties toward +infinity, as ruy's x86 kernels compute
   them (TFLite's built-in CONV_2D on x86).
-- ``single``: TFLite built with ``TFLITE_SINGLE_ROUNDING``: one 64-bit product, one rounding shift.
-- ``fp32``: XNNPACK's: the value converted to float32, times the float32 factor, rounded half to even.
-- ``q8`` (LEAKY_RELU only): XNNPACK's, the factors held with 8 fractional bits.
+- ``single``: one 64-bit product, one rounding shift (TFLite's ``TFLITE_SINGLE_ROUNDING``): the
+  convolutions of LiteRT's built-in kernels and of XNNPACK on arm64, as ``make check-arm64`` found.
+- ``fp32``: XNNPACK's on x86: the value converted to float32, times the float32 factor, rounded half
+  to even.
+- ``q8`` (LEAKY_RELU only): XNNPACK's on x86, the factors held with 8 fractional bits.
 
 ``run`` executes a whole int8 model (the ops of YOLO's graphs) under chosen schemes, optionally
 moving values by a step after each rounding: what another machine's rounding would do.
