@@ -149,13 +149,14 @@ class Root:
         self.path, self.cpu = path, cpu
         self.partial = path.with_name(path.name + ".partial")
 
-    def problem(self) -> str | None:
-        """Why the directory at ``path`` is not a usable root (None: it is, or it does not exist)."""
+    def problem(self, fresh: bool = False) -> str | None:
+        """Why the directory at ``path`` is not a usable root (None: it is, or it does not exist);
+        ``fresh``: whether it may be removed and built again (only if it is a Debian root)."""
         if not self.path.exists():
             return None
         if not (self.path / "etc" / "debian_version").is_file():
             return f"--root {self.path} exists and is not a Debian root (no etc/debian_version); choose another --root"
-        if not (self.path / "usr" / "bin" / "python3").exists():
+        if not fresh and not (self.path / "usr" / "bin" / "python3").exists():
             return f"the arm64 root {self.path} is broken (no usr/bin/python3); run again with --fresh to rebuild it"
         return None
 
@@ -237,13 +238,13 @@ def all_outputs(model: Path) -> Path:
     return model.with_name(model.stem + "-all.tflite")
 
 
-def darknet_detections(images: list[Path], resize: str) -> list[Detections]:
+def darknet_detections(images: list[np.ndarray], resize: str) -> list[Detections]:
     """Darknet's own detections at 0.25, the image resized as the model resizes it (``resize``: the
     converter reads it from the cfg and the weights; letterbox for these 2018 weights)."""
     darknet = darknet_reference.Darknet(ROOT / "model_data" / "yolov3-tiny.cfg", fetch_weights(log=lambda m: None))
     found = []
-    for path in images:
-        rows = darknet.detect(read_image(path), 80, resize=resize)
+    for image in images:
+        rows = darknet.detect(image, 80, resize=resize)
         found.append(Detections(np.array([r[2] for r in rows], np.float32).reshape(-1, 4),
                                 np.array([r[1] for r in rows], np.float32), np.array([r[0] for r in rows], np.int64)))
     return found
@@ -313,9 +314,7 @@ def preflight(args) -> str | None:
     if missing:
         return (f"the host's venvs are missing ({', '.join(missing)}): make .venv/.installed "
                 ".venv-tflite-runtime/.installed")
-    return Root(args.root, args.cpu).problem() if not args.fresh else (
-        None if not args.root.exists() or (args.root / "etc" / "debian_version").is_file()
-        else f"--root {args.root} exists and is not a Debian root (no etc/debian_version); --fresh will not remove it")
+    return Root(args.root, args.cpu).problem(args.fresh)
 
 
 def measure(args, root: Root, work: Path) -> None:
@@ -337,8 +336,9 @@ def measure(args, root: Root, work: Path) -> None:
     step(f"scored on {len(images)} images: {photos} photos ({', '.join(p.name for p in images[:photos])}) and "
          f"{len(images) - photos} frames of model_data/samples/clip.mp4")
     resize = Detector(next(iter(models.values()))).meta.resize
-    reference = darknet_detections(images, resize)
-    sizes = [(read_image(p).shape[1], read_image(p).shape[0]) for p in images]
+    decoded = [read_image(p) for p in images]
+    reference = darknet_detections(decoded, resize)
+    sizes = [(image.shape[1], image.shape[0]) for image in decoded]
     fidelity, values, schemes = [], [], {}
     for (method, leaky), model in models.items():
         default = method == args.methods[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.quantize.numpy_kernels import INTEGER_AND_FLOAT, RESCALING, SCHEMES, Graph, run
+from utils.quantize.numpy_kernels import INTEGER_AND_FLOAT, RESCALING, SCHEMES, Graph, clipped, run
 from utils.tflite import model as tflite
 
 
@@ -43,9 +43,8 @@ def explain(model_path: Path, tensors: dict[str, np.ndarray]) -> list[OpMatch]:
         if name not in RESCALING or source not in tensors or output not in tensors:
             continue
         schemes = list(SCHEMES if name == "LEAKY_RELU" else INTEGER_AND_FLOAT)
-        limits = np.iinfo(graph.dtype(op.outputs[0]))
-        actual = tensors[output].astype(np.int64)
-        matched = {scheme: float((np.clip(values, limits.min, limits.max) == actual).mean())
+        dtype, actual = graph.dtype(op.outputs[0]), tensors[output]
+        matched = {scheme: float((clipped(values, dtype) == actual).mean())
                    for scheme, values in RESCALING[name](graph, op, tensors[source], schemes).items()}
         found.append(OpMatch(index, name, output, actual.size, matched))
     return found

@@ -109,7 +109,8 @@ class Graph:
             yield index, tflite.op_name(self.model.operatorCodes[op.opcodeIndex]), op
 
 
-def _clipped(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def clipped(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` saturated to ``dtype``'s range, as the int8 kernels saturate their outputs."""
     limits = np.iinfo(dtype)
     return np.clip(values, limits.min, limits.max).astype(dtype)
 
@@ -190,9 +191,9 @@ def _requantized(graph: Graph, source: int, target: int, x: np.ndarray) -> np.nd
     """``x`` from ``source``'s quantization to ``target``'s (a plain offset when only the zero point differs)."""
     (s_scale, s_zero), (t_scale, t_zero) = graph.quantization(source), graph.quantization(target)
     if s_scale[0] == t_scale[0]:
-        return _clipped(x.astype(np.int64) - s_zero[0] + t_zero[0], graph.dtype(target))
+        return clipped(x.astype(np.int64) - s_zero[0] + t_zero[0], graph.dtype(target))
     real = np.float64(s_scale[0]) / np.float64(t_scale[0])
-    return _clipped(rescale(x.astype(np.int64) - s_zero[0], np.float32(real), "double", real) + t_zero[0],
+    return clipped(rescale(x.astype(np.int64) - s_zero[0], np.float32(real), "double", real) + t_zero[0],
                     graph.dtype(target))
 
 
@@ -205,7 +206,7 @@ def run(graph: Graph, image: np.ndarray, schemes: dict[str, str], perturb: Pertu
         if name in RESCALING:
             scheme = schemes[name].lstrip("~").split("=")[0].split(" ")[0]  # as kernel_rounding.by_op writes them
             values = RESCALING[name](graph, op, x, [scheme])[scheme]
-            tensors[out] = _clipped(perturb(values) if perturb else values, graph.dtype(out))
+            tensors[out] = clipped(perturb(values) if perturb else values, graph.dtype(out))
         elif name == "MAX_POOL_2D":
             tensors[out] = _max_pool(graph, op, x)
         elif name == "RESIZE_NEAREST_NEIGHBOR":
