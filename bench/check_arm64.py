@@ -37,6 +37,7 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,8 @@ from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
 from utils.evaluation.metrics import agreement  # noqa: E402
 from utils.machine import cpu_description  # noqa: E402
 from utils.media.images import read_image  # noqa: E402
-from utils.quantize import kernel_rounding  # noqa: E402
+from utils.quantize import kernel_rounding, ranges  # noqa: E402
+from utils.quantize.auto import AUTO  # noqa: E402
 from utils.quantize.sensitivity import MOVED_SHARE, step_sensitivity  # noqa: E402
 from utils.testing import darknet_reference  # noqa: E402
 from utils.testing.image_sets import clip_frames, opencv_photos  # noqa: E402
@@ -306,8 +308,28 @@ def sensitivity(model: Path, host_npz: Path, images: list[Path], schemes: dict[s
     return f"{changed:.1%} of {total}"
 
 
+def method_problem(method: str) -> str | None:
+    """Why ``method`` (bench/defaults.py's syntax: METHOD[+bias|+finetune][@N]) is not one, or None."""
+    base, _, count = method.partition("@")
+    base, _, rounding = base.partition("+")
+    if rounding not in ("", "bias", "finetune"):
+        return f"--methods {method}: the rounding step is +bias or +finetune"
+    if count and not (count.isdigit() and int(count) > 0):
+        return f"--methods {method}: @N takes a number of samples"
+    if base == AUTO:
+        return None
+    try:
+        ranges.parse_method(base)
+    except ValueError as error:
+        return f"--methods: {error}"
+    return None
+
+
 def preflight(args) -> str | None:
     """Why this machine or these arguments cannot run the check (None: they can)."""
+    problems = [p for p in map(method_problem, args.methods) if p]
+    if problems:
+        return problems[0]
     if os.geteuid() != 0 or platform.machine() != "x86_64" or not shutil.which("apt-get"):
         return "needs root on an x86-64 Debian or Ubuntu host (apt-get, mount, chroot): sudo make check-arm64"
     missing = [str(v) for v in HOST_VENVS.values() if not (v / "bin" / "python").exists()]
@@ -402,6 +424,8 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="one photo and one frame: a quick check of the script")
     args = parser.parse_args()
     quiet_libraries(False)
+    # A supervisor's SIGTERM unwinds like Ctrl-C: the work directory and a half-built root are removed.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(143))
     problem = preflight(args)
     if problem:
         print(f"check_arm64.py: error: {problem}", file=sys.stderr)

@@ -51,3 +51,11 @@ def test_without_root_it_says_so(tmp_path):
     result = check_arm64("--root", str(tmp_path / "root"),
                          prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"))
     assert_user_error(result, "needs root on an x86-64 Debian or Ubuntu host")
+
+
+@needs_root
+@pytest.mark.parametrize("method, fragment", [("kl", "'kl' is not one of minmax"), ("mse+round", "+bias or +finetune"),
+                                              ("mse@x", "@N takes a number")])
+def test_a_bad_method_is_refused_before_anything_runs(tmp_path, method, fragment):
+    assert_user_error(check_arm64("--root", str(tmp_path / "root"), "--methods", "mse", method), fragment)
+    assert not (tmp_path / "root").exists()
