@@ -409,7 +409,7 @@ def report(args, resize, fidelity, values, schemes, sensitivities) -> None:
                  for ops, exact in found]
         print(f"{leaky:6} {label:15} {shown[0]:>46} {shown[1]:>46}")
     print("(schemes: double = gemmlowp's two roundings, ties away from zero, TFLite's reference; double-up = the "
-          "same, ties up, ruy's x86 kernels; single = one rounding; fp32 = float32 multiply, ties to even, XNNPACK's; "
+          "same, ties up, TFLite's built-in CONV_2D on x86; single = one rounding; fp32 = float32 multiply, ties to even, XNNPACK's; "
           "q8 = XNNPACK's LEAKY_RELU with 8-bit multipliers; a=b: both reproduce every value. ✓: numpy rounding so "
           "(utils/quantize/numpy_kernels.py) computes that machine's heads bit for bit, ✗: it does not)")
 

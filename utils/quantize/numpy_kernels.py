@@ -5,8 +5,8 @@ rounds. The kernel sets round in different ways (``utils.quantize.kernel_roundin
 
 - ``double``: gemmlowp's, in TFLite's reference kernels: a Q31 multiplier applied by a rounding
   doubling high multiply, then a rounding right shift: two roundings, ties away from zero.
-- ``double-up``: the same two roundings with ties toward +infinity, as ruy's x86 kernels compute
-  them (TFLite's built-in CONV_2D on x86).
+- ``double-up``: the same two roundings with ties toward +infinity, as TFLite's built-in CONV_2D
+  computes them on x86 (LiteRT and tflite_runtime).
 - ``single``: one 64-bit product, one rounding shift (TFLite's ``TFLITE_SINGLE_ROUNDING``): the
   convolutions of LiteRT's built-in kernels and of XNNPACK on arm64, as ``make check-arm64`` found.
 - ``fp32``: XNNPACK's on x86: the value converted to float32, times the float32 factor, rounded half
