@@ -46,7 +46,8 @@ def parse_args() -> argparse.Namespace:
                         help="score threshold of the --reference detections (default: %(default)s)")
     parser.add_argument("-t", "--threshold", type=float, default=0.25,
                         help="threshold for precision, recall and F1 (Darknet's -thresh; default: %(default)s)")
-    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default: %(default)s)")
+    parser.add_argument("--iou", type=float, help="NMS IoU threshold (default: 0.45, as Darknet; a --outputs "
+                        "detections model applies its own)")
     parser.add_argument("--resize", choices=(*RESIZE_MODES, "both"),
                         help="how images become the input: letterbox or stretch (default: each model's own); "
                              "'both' scores each model both ways, to see which one it was trained with")
@@ -67,7 +68,7 @@ def parse_args() -> argparse.Namespace:
         parser.error("--data names its own images (valid=): drop --images")
     if args.classes is None and args.data is None:
         parser.error("give --classes (or --data, whose names= it uses)")
-    problem = (threshold_problem(args.threshold, "--threshold") or iou_problem(args.iou, "--iou")
+    problem = (threshold_problem(args.threshold, "--threshold") or (args.iou is not None and iou_problem(args.iou, "--iou"))
                or threshold_problem(args.reference_threshold, "--reference-threshold"))
     if problem:
         parser.error(problem)

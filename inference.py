@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from contextlib import closing
@@ -22,9 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from utils.console import add_verbose, plural, quiet_libraries
-from utils.errors import ArgumentParser, DeviceError, UserError, graceful_interrupt, run_cli
+from utils.errors import ArgumentParser, DeviceError, UserError, run_cli
 from utils.runtime.edgetpu import device_names
 from utils.runtime.interpreters import KERNELS
+from utils.stopping import graceful_stop, signal_name
 from utils.yolo.options import iou_problem, reconnect_problem, threshold_problem
 from utils.yolo.types import RESIZE_MODES
 
@@ -40,7 +42,8 @@ def parse_args() -> argparse.Namespace:
                         "(only for models without embedded metadata)")
     parser.add_argument("--classes", type=Path, help="class names, one per line")
     parser.add_argument("-t", "--threshold", type=float, default=0.25, help="score threshold (default: %(default)s)")
-    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default: %(default)s)")
+    parser.add_argument("--iou", type=float, help="NMS IoU threshold (default: 0.45, as Darknet; a --outputs "
+                        "detections model applies its own)")
     parser.add_argument("--nms", choices=("greedy", "diou"), help="NMS rule: greedy (Darknet's do_nms_sort, IoU) "
                         "or diou (diounms_sort, for models whose [yolo] sets nms_kind) (default: the model's own)")
     parser.add_argument("--resize", choices=RESIZE_MODES, help="how an image becomes the input: letterbox "
@@ -85,8 +88,10 @@ def parse_args() -> argparse.Namespace:
                       "stderr line\nper event; --json marks a frame that failed first with failed_on and ms.lost.")
     parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (each named on stderr, the "
                       "others processed), a live stream did not come back or no Edge TPU was left; 2 bad input, nothing done, or an "
-                      "output (stdout included) could not be written; 130 interrupted (outputs completed); 141 "
-                      "stdout closed by its reader.")
+                      "output (stdout included) could not be written; 130, 143, 129 stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP:\n"
+                      "the frame in hand is finished and every output closed and renamed, a second signal stops at "
+                      "once;\n141 stdout closed by its reader. A recording whose name exists is never replaced: "
+                      "NAME-2.mp4, or\nthe segments' numbering goes on.")
     args = parser.parse_args()
     if args.list_devices:
         return args
@@ -106,7 +111,7 @@ def parse_args() -> argparse.Namespace:
             device_names(args.device)
         except UserError as error:
             parser.error(str(error))
-    problem = (threshold_problem(args.threshold, "-t") or iou_problem(args.iou, "--iou")
+    problem = (threshold_problem(args.threshold, "-t") or (args.iou is not None and iou_problem(args.iou, "--iou"))
                or reconnect_problem(args.reconnect, "--reconnect"))
     if problem:
         parser.error(problem)
@@ -187,70 +192,73 @@ def main() -> int:
             sink = (media.SegmentedVideoSink(args.output, 30.0, args.segment_minutes, inputs) if args.segment_minutes
                     else media.VideoSink(args.output, 30.0, inputs))
     detector, names = load(args)
-    if stream:
-        video = streams.Stream(source, args.reconnect)
-        fps_in, frame_count = video.properties()
-        frames = video.frames()
-        if sink:
-            sink.fps = fps_in
-    else:
-        frames = image_frames(paths, unreadable)
-        destination = dict(zip(map(str, paths), outputs))
-        labels_of = dict(zip(map(str, paths), label_files))
-    display = not args.no_display and media.display_available()
+    with graceful_stop() as stop, detector:
+        if stream:
+            video = streams.Stream(source, args.reconnect)
+            fps_in, frame_count = video.properties()
+            frames = video.frames(stop)
+            if sink:
+                sink.fps = fps_in
+        else:
+            frames = image_frames(paths, unreadable)
+            destination = dict(zip(map(str, paths), outputs))
+            labels_of = dict(zip(map(str, paths), label_files))
+        display = not args.no_display and media.display_available()
 
-    totals, setup, count, started = [0.0, 0.0, 0.0], 0.0, 0, time.perf_counter()
-    keep_video = False  # an error discards the video; the end of the stream, Ctrl-C or a lost device completes it
-    device_lost = None
-    try:
-        with graceful_interrupt() as interrupted, closing(detector.detect_stream(frames, lambda f: f.image)) as results:
-            for frame, detections, timing in results:
-                count += 1
-                totals = [totals[0] + timing.pre, totals[1] + timing.invoke, totals[2] + timing.post]
-                setup += timing.setup
-                if args.json:
-                    print(json.dumps(record(frame, detections, timing, names)), flush=True)
-                elif not stream:
-                    found = ", ".join(f"{names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]"
-                                      for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids))
-                    print(f"{frame.source}: {found or 'nothing found'}  ({timing.total:.1f} ms)")
-                if label_files:
-                    height, width = frame.image.shape[:2]
-                    datasets.write_labels(labels_of[frame.source], datasets.format_labels(detections, width, height))
-                if sink or display or outputs:
-                    annotated = draw_detections(frame.image, detections, names)
-                    if stream:
-                        draw_fps(annotated, count / (time.perf_counter() - started))
-                    if sink:
-                        sink.write(annotated)
-                    elif outputs:
-                        media.write_image(destination[frame.source], annotated)
-                        log(f"wrote {destination[frame.source]}")
-                    if display and not media.show(annotated):
+        totals, setup, count, started = [0.0, 0.0, 0.0], 0.0, 0, time.perf_counter()
+        keep_video = False  # an error discards the video; the end, a stop signal or a lost device completes it
+        device_lost = None
+        try:
+            with closing(detector.detect_stream(frames, lambda f: f.image, stop=stop)) as results:
+                for frame, detections, timing in results:
+                    count += 1
+                    totals = [totals[0] + timing.pre, totals[1] + timing.invoke, totals[2] + timing.post]
+                    setup += timing.setup
+                    if args.json:
+                        print(json.dumps(record(frame, detections, timing, names)), flush=True)
+                    elif not stream:
+                        found = ", ".join(f"{names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]"
+                                          for b, s, c in zip(detections.boxes, detections.scores, detections.class_ids))
+                        print(f"{frame.source}: {found or 'nothing found'}  ({timing.total:.1f} ms)")
+                    if label_files:
+                        height, width = frame.image.shape[:2]
+                        datasets.write_labels(labels_of[frame.source], datasets.format_labels(detections, width, height))
+                    if sink or display or outputs:
+                        annotated = draw_detections(frame.image, detections, names)
+                        if stream:
+                            draw_fps(annotated, count / (time.perf_counter() - started))
+                        if sink:
+                            sink.write(annotated)
+                        elif outputs:
+                            media.write_image(destination[frame.source], annotated)
+                            log(f"wrote {destination[frame.source]}")
+                        if display and not media.show(annotated):
+                            break
+                    if stream and not args.json and count % 100 == 0:
+                        log(f"{count}{f'/{frame_count}' if frame_count and not source.live else ''} frames")
+                    if stop.is_set():
                         break
-                if stream and not args.json and count % 100 == 0:
-                    log(f"{count}{f'/{frame_count}' if frame_count and not source.live else ''} frames")
-                if interrupted.is_set():
-                    break
-        keep_video = True
-    except DeviceError as error:  # every Edge TPU failed and did not come back: the output so far stands
-        keep_video, device_lost = True, error
-    except KeyboardInterrupt:
-        keep_video = True
-        raise
-    finally:
-        if sink:
-            sink.close(keep_video)
-            if keep_video and sink.frames:
-                print(f"wrote {sink.describe()}", file=sys.stderr if args.json else sys.stdout)
+            keep_video = True
+        except DeviceError as error:  # every Edge TPU failed and did not come back: the output so far stands
+            keep_video, device_lost = True, error
+        except KeyboardInterrupt:  # a second stop signal: the output so far still stands
+            keep_video = True
+            raise
+        finally:
+            if sink:
+                sink.close(keep_video)
+                if keep_video and sink.frames:
+                    print(f"wrote {sink.describe()}", file=sys.stderr if args.json else sys.stdout)
+    done = plural(count, 'frame' if stream else 'image')
     if device_lost:
-        print(f"{device_lost}; stopped after {plural(count, 'frame' if stream else 'image')}, the output is complete "
-              "up to there (exit status 1)", file=sys.stderr)
+        print(f"{device_lost}; stopped after {done}" + (", the output is complete up to there" if sink or outputs
+                                                        or label_files else "") + " (exit status 1)", file=sys.stderr)
         return 1
-    if interrupted.is_set():
-        print(f"interrupted after {plural(count, 'frame' if stream else 'image')}; the output is complete up to there",
-              file=sys.stderr)
-        raise KeyboardInterrupt
+    if stop.is_set():
+        said = "interrupted" if stop.signum in (None, signal.SIGINT) else f"stopped by {signal_name(stop.signum)}"
+        print(f"{said} after {done}" + ("; the outputs are complete up to there" if sink or outputs or label_files
+                                        else ""), file=sys.stderr)
+        return 128 + (stop.signum or signal.SIGINT)  # 130, 143, 129: the line above says it, once
     elapsed = time.perf_counter() - started
     if count:
         pre, invoke, post = (t / count for t in totals)

@@ -185,7 +185,7 @@ def test_ctrl_c_on_a_live_stream_completes_the_output(camera, int8_model, tmp_pa
     status = run.finish(timeout=30)
     stderr = "\n".join(run.errors)
     assert status == 130, stderr
-    assert "the output is complete" in stderr
+    assert "the outputs are complete" in stderr
     assert int(cv2.VideoCapture(str(output)).get(cv2.CAP_PROP_FRAME_COUNT)) == len(run.records)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
 

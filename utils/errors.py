@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NoReturn
 
 
@@ -32,19 +30,25 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run_cli(main: Callable[[], int | None]) -> None:
-    """Run a script's ``main``; turn ``UserError`` into a one-line message and exit 2, Ctrl-C into 130,
-    a closed stdout pipe into a quiet 141 (128 + SIGPIPE), and any other failure to write stdout (a
-    full disk, an I/O error) into one line and exit 2, like any output that cannot be written."""
+    """Run a script's ``main``; turn ``UserError`` into a one-line message and exit 2, a stop signal
+    into 128 + its number (Ctrl-C 130, SIGTERM 143, SIGHUP 129: ``utils.stopping``), a closed stdout
+    pipe into a quiet 141 (128 + SIGPIPE), and any other failure to write stdout (a full disk, an
+    I/O error) into one line and exit 2, like any output that cannot be written."""
+    from utils import stopping
+
     prog = os.path.basename(sys.argv[0])
     try:
-        status = main()
-        sys.stdout.flush()  # a write error must surface here, not at interpreter exit
+        with stopping.stop_signals_raise():
+            status = main()
+            sys.stdout.flush()  # a write error must surface here, not at interpreter exit
     except UserError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)
+        said = "interrupted" if signum == signal.SIGINT else f"stopped by {stopping.signal_name(signum)}"
+        print(f"{prog}: {said}", file=sys.stderr)
+        sys.exit(128 + signum)
     except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly, as Unix tools do
         _drop_stdout()
         sys.exit(141)
@@ -77,20 +81,3 @@ def _drop_stdout() -> None:
     except (OSError, ValueError):
         pass
     sys.stdout = devnull
-
-
-@contextlib.contextmanager
-def graceful_interrupt() -> Iterator[threading.Event]:
-    """The first Ctrl-C only sets the event, so a frame loop can finish its frame and stop with
-    its outputs consistent; a second Ctrl-C interrupts at once (a stalled camera)."""
-    requested = threading.Event()
-
-    def first(signum, frame) -> None:
-        requested.set()
-        signal.signal(signal.SIGINT, previous)
-
-    previous = signal.signal(signal.SIGINT, first)
-    try:
-        yield requested
-    finally:
-        signal.signal(signal.SIGINT, previous)

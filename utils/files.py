@@ -65,6 +65,17 @@ def check_output(dest: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     return dest
 
 
+def unused_name(dest: str | os.PathLike) -> Path:
+    """``dest`` if nothing has that name, else the first free ``STEM-2.EXT``, ``STEM-3.EXT``, ...:
+    for outputs that must never replace a file (a recording)."""
+    dest = candidate = Path(dest)
+    number = 1
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = dest.with_name(f"{dest.stem}-{number}{dest.suffix}")
+    return candidate
+
+
 def check_writable(dest: str | os.PathLike) -> None:
     """Create and remove a temporary file beside ``dest``, so that a read-only or missing place
     is reported before the work rather than after it."""

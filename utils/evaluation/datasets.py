@@ -7,13 +7,14 @@ label line is ``class cx cy w h``, the box relative to the image's width and hei
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from utils.errors import UserError
-from utils.files import atomic_output, check_output, read_text, require_file
+from utils.files import atomic_output, check_output, check_writable, read_text, require_file
 from utils.media.images import find_image_entries
 
 _LABEL_DIRECTORIES = (("/images/", "/labels/"), ("/JPEGImages/", "/labels/"), ("\\images\\", "\\labels\\"))
@@ -238,6 +239,13 @@ def label_outputs(entries: list[tuple[Path, Path]], directory: Path) -> list[Pat
             raise UserError(f"labels {dest}: both {seen[dest]} and {source} would be written there; give images "
                             "with distinct names")
         seen[dest] = source
+    existing = [dest for dest in planned if os.path.lexists(dest)]
+    if existing:
+        raise UserError(f"labels {existing[0]}: exists ({len(existing)} of the {len(planned)} label files do); "
+                        "--save-txt never replaces label files (they may be ground truth): give an empty or new "
+                        "directory")
+    if planned:
+        check_writable(planned[0])
     return planned
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,23 +12,32 @@ import cv2
 import numpy as np
 
 from utils.errors import UserError
-from utils.files import PendingOutputs, atomic_output, check_output, check_writable
+from utils.files import PendingOutputs, atomic_output, check_output, check_writable, unused_name
 from utils.media.images import IMAGE_SUFFIXES
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 class VideoSink:
     """An annotated video, written to a temporary file and renamed when closed.
 
     Nothing is created before the first frame, so a run that fails earlier leaves nothing behind.
+    A recording is never replaced: if ``path`` exists (a restarted run), the video goes to the first
+    free ``NAME-2.mp4``, ``NAME-3.mp4``, ... and one line says so.
     """
 
     CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 
-    def __init__(self, path: Path, fps: float, inputs: list[Path] = ()):
+    def __init__(self, path: Path, fps: float, inputs: list[Path] = (), quiet: bool = False):
         if path.suffix.lower() not in self.CODECS:
             raise UserError(f"output {path}: use a .mp4, .avi, .mkv or .mov name for a video")
-        self.path, self.fps = check_output(path, inputs), fps
-        check_writable(path)
+        check_output(path, inputs)
+        self.path, self.fps = unused_name(path), fps
+        if self.path != path and not quiet:
+            _say(f"output {path} exists: writing {self.path} (a recording is never replaced)")
+        check_writable(self.path)
         self.pending: PendingOutputs | None = None
         self.writer: cv2.VideoWriter | None = None
         self.frames = 0
@@ -53,6 +63,10 @@ class VideoSink:
         if self.pending is None:
             return
         if keep and self.frames:
+            wanted, self.path = self.path, unused_name(self.path)  # another program took the name meanwhile
+            self.pending.dests = [self.path]
+            if self.path != wanted:
+                _say(f"output {wanted} appeared while recording: wrote {self.path} instead")
             self.pending.commit(self._verify)
         else:
             self.pending.discard()
@@ -78,7 +92,7 @@ class SegmentedVideoSink:
     lives in memory, and a killed process loses only the segment it was writing."""
 
     def __init__(self, path: Path, fps: float, minutes: float, inputs: list[Path] = ()):
-        VideoSink(path, fps, inputs)  # the same checks: suffix, not an input, a writable place
+        VideoSink(path, fps, inputs, quiet=True)  # the same checks: suffix, not an input, a writable place
         self.path, self.fps, self.seconds, self.inputs = path, fps, minutes * 60, list(inputs)
         for source in self.inputs:
             if source.parent.resolve() == path.parent.resolve() and source.name.startswith(f"{path.stem}_"):
@@ -86,9 +100,21 @@ class SegmentedVideoSink:
                                 f"{source}; choose another name")
         self.current: VideoSink | None = None
         self.started, self.frames, self.finished = 0.0, 0, []
+        # A restarted run continues the numbering: the segments already there are never replaced.
+        self.number = self._last_existing()
+        if self.number:
+            _say(f"output {self._segment(self.number)} exists: continuing at {self._segment(self.number + 1).name} "
+                 "(recordings are never replaced)")
 
     def _segment(self, number: int) -> Path:
         return self.path.with_name(f"{self.path.stem}_{number:04d}{self.path.suffix}")
+
+    def _last_existing(self) -> int:
+        pattern = re.compile(rf"{re.escape(self.path.stem)}_(\d{{4,}}){re.escape(self.path.suffix)}")
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        numbers = [int(m.group(1)) for entry in (os.listdir(directory) if directory.is_dir() else [])
+                   if (m := pattern.fullmatch(entry))]
+        return max(numbers, default=0)
 
     def _finish(self, keep: bool) -> None:
         if self.current is not None:
@@ -101,7 +127,8 @@ class SegmentedVideoSink:
     def write(self, image: np.ndarray) -> None:
         if self.current is None or time.monotonic() - self.started >= self.seconds:
             self._finish(True)
-            self.current = VideoSink(self._segment(len(self.finished) + 1), self.fps, self.inputs)
+            self.number += 1
+            self.current = VideoSink(self._segment(self.number), self.fps, self.inputs, quiet=True)
             self.started = time.monotonic()
         self.current.write(image)
         self.frames += 1
@@ -139,6 +166,8 @@ def plan_image_outputs(entries: list[tuple[Path, Path]], output: Path) -> list[P
             raise UserError(f"output {dest}: both {seen[dest]} and {source} would be written there; "
                             "give the images from one directory, or distinct names")
         seen[dest] = source
+    for directory in {dest.parent: dest for dest in planned}.values():  # a read-only place fails now, not later
+        check_writable(directory)
     return planned
 
 

@@ -19,6 +19,7 @@ import cv2
 
 from utils.errors import UserError
 from utils.media.frames import Frame
+from utils.stopping import StopRequest
 
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 TIMEOUT_MS = 5000     # open and read timeouts of a network stream
@@ -125,7 +126,7 @@ class Stream:
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         return (fps if 0 < fps < 1000 else 30.0), max(int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
 
-    def _reopen(self, stop: threading.Event, index: int):
+    def _reopen(self, stop: StopRequest, index: int):
         """After a drop: reopen with backoff until a frame comes, ``reconnect`` runs out or ``stop``."""
         lost = time.monotonic()
         _log(f"{self.source.name}: stream lost after frame {index}; reconnecting")
@@ -149,9 +150,11 @@ class Stream:
             _log(f"{self.source.name}: gave up after {attempt} attempts ({time.monotonic() - lost:.1f} s)")
         return None
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, stop_request=None) -> Iterator[Frame]:
+        """The frames until the source ends, gives up, or ``stop_request`` (a ``graceful_stop()``
+        request) is set: a reconnect wait ends at once then."""
         frames: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
+        stop = StopRequest(stop_request)
 
         def read() -> None:
             index = 0
@@ -169,7 +172,13 @@ class Stream:
         reader = threading.Thread(target=read, daemon=True, name="reader")
         reader.start()
         try:
-            while (frame := frames.get()) is not None:
+            while not stop.is_set():
+                try:
+                    frame = frames.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if frame is None:
+                    return
                 yield frame
         finally:
             stop.set()

@@ -26,14 +26,20 @@ class DeviceDown(Exception):
     def __init__(self, device: Device, reason: str, attempts: int, lost_ms: float):
         super().__init__(f"Edge TPU {device.label}: invoke failed {attempts} time{'s' if attempts != 1 else ''} "
                          f"({reason}), {lost_ms:.0f} ms lost")
-        self.device, self.reason = device, reason
+        self.device, self.reason, self.attempts = device, reason, attempts
+
+
+class Cancelled(Exception):
+    """The caller stopped the work (a stop signal, a closed stream) while a device was down."""
 
 
 class Device(Generic[Worker]):
     """A device (``name``: an Edge TPU's, None for the CPU or the first Edge TPU) and its worker.
 
-    Used by one thread at a time. ``failed_on`` and ``lost_ms`` of each job say which devices
-    failed it and how long it was delayed.
+    Safe to share between threads: jobs, closing and reopening take the device's ``lock``, so the
+    worker runs one job at a time. ``failed_on`` and ``lost_ms`` of each job say which devices
+    failed it and how long it was delayed. A device whose first invoke fails (``DeviceFault`` from
+    ``open_worker``) starts down and is reopened by the policy, like one that failed later.
     """
 
     def __init__(self, name: str | None, open_worker: Callable[[str | None], Worker], policy: FaultPolicy,
@@ -42,9 +48,15 @@ class Device(Generic[Worker]):
         # An Edge TPU's path stays when another is unplugged and the numbers shift: reopen by it.
         self.path = edgetpu.device_path(name) if edge_tpu else None
         self.label = name or (self.path and edgetpu.name_of_path(self.path)) or ("the Edge TPU" if edge_tpu else "the CPU")
-        self.worker: Worker | None = open_worker(name)
+        self.lock = threading.RLock()
         self.down_since: float | None = None
         self.last_start = 0.0  # perf_counter() when the last successful attempt began
+        self.worker: Worker | None = None
+        try:
+            self.worker = open_worker(name)
+        except DeviceFault as fault:
+            self.down_since = time.monotonic()
+            report(f"Edge TPU {self.label}: its first invoke failed ({fault.reason}); {policy.outage_plan()}")
 
     @property
     def up(self) -> bool:
@@ -53,6 +65,12 @@ class Device(Generic[Worker]):
     def run(self, job: Callable[[Worker], Result], failed_on: list[str]) -> Result:
         """``job(worker)``, tried again on a fault; ``DeviceDown`` (the worker closed) if it fails again.
         Each failed attempt appends this device's name to ``failed_on``."""
+        with self.lock:
+            if self.worker is None:
+                raise DeviceDown(self, "closed", 0, 0.0)
+            return self._run(job, failed_on)
+
+    def _run(self, job: Callable[[Worker], Result], failed_on: list[str]) -> Result:
         first_failure, reason = None, ""
         for _ in range(self.policy.retries + 1):
             start = time.perf_counter()
@@ -77,14 +95,19 @@ class Device(Generic[Worker]):
 
     def close(self) -> None:
         """Close the worker (its interpreter and delegate): the device is down."""
-        worker, self.worker = self.worker, None
-        if worker is not None:
-            getattr(worker, "close", lambda: None)()
-        self.down_since = time.monotonic()
+        with self.lock:
+            worker, self.worker = self.worker, None
+            if worker is not None:
+                getattr(worker, "close", lambda: None)()
+            self.down_since = time.monotonic()
 
     def reopen(self, cancel: threading.Event) -> bool:
         """Wait and try to open the device again, with the policy's backoff; True once it is back,
         False if the policy gave up or ``cancel`` was set."""
+        with self.lock:
+            return self.up or self._reopen(cancel)
+
+    def _reopen(self, cancel: threading.Event) -> bool:
         reason, attempts = "", 0
         for wait in self.policy.waits():
             if cancel.wait(wait):
@@ -96,28 +119,34 @@ class Device(Generic[Worker]):
                 continue
             try:
                 self.worker = self.open_worker(name)
+            except DeviceFault as fault:
+                reason = f"its first invoke failed: {fault.reason}"
+                continue
             except UserError as error:
                 reason = error.reason if isinstance(error, DeviceError) else str(error)
                 continue
             self.report(f"Edge TPU {self.label}: back after {time.monotonic() - self.down_since:.1f} s "
                         f"({attempts} attempt{'s' if attempts != 1 else ''})")
             return True
-        self.report(f"Edge TPU {self.label}: gave up after {attempts} attempt{'s' if attempts != 1 else ''} in "
-                    f"{time.monotonic() - self.down_since:.1f} s ({reason})")
+        if attempts:  # with reconnect 0 the close already said it is not reopened
+            self.report(f"Edge TPU {self.label}: gave up after {attempts} attempt{'s' if attempts != 1 else ''} in "
+                        f"{time.monotonic() - self.down_since:.1f} s ({reason})")
         return False
 
 
 def run_on(device: Device[Worker], job: Callable[[Worker], Result], failed_on: list[str],
            cancel: threading.Event | None = None) -> Result:
     """``job`` on ``device`` alone: through its faults, waiting for it to come back while it is down;
-    ``DeviceError`` once the policy gives up on it."""
+    ``DeviceError`` once the policy gives up on it, ``Cancelled`` when ``cancel`` ends the wait."""
     cancel = cancel or threading.Event()
     while True:
-        if device.up:
-            try:
-                return device.run(job, failed_on)
-            except DeviceDown as down:
-                device.report(f"{down}; closed it, frames wait while it is reopened")
+        try:
+            return device.run(job, failed_on)
+        except DeviceDown as down:
+            if down.attempts:  # not when it was down already
+                device.report(f"{down}; closed it, {device.policy.outage_plan()}")
         if not device.reopen(cancel):
+            if cancel.is_set():
+                raise Cancelled(device.label)
             raise DeviceError(f"Edge TPU {device.label} failed and did not come back "
                               f"({device.policy.reconnect} reconnect attempts)")

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 from utils.errors import DeviceError
 from utils.runtime.device import Device, DeviceDown
+from utils.stopping import StopRequest
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -38,8 +39,10 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
            cancel: threading.Event | None = None, depth: int = 2) -> Iterator[Done]:
     """``job(worker, item)`` for every item, on whichever device is free, in the order of ``items``;
     at most ``depth`` items per device in flight. ``DeviceError`` when every device has given up
-    (after the results before it). Closing the iterator early lets the items in flight finish."""
-    cancel = cancel or threading.Event()
+    (after the results before it). An error raised by ``items`` comes after the results of every
+    item before it. ``cancel`` (set by the caller, or when the iterator is closed) ends the work:
+    the items in flight are dropped. Closing the iterator early lets the jobs running finish (up to 1 s)."""
+    cancel = StopRequest(cancel)
     lock = threading.Condition()
     queue: deque = deque()      # (number, item, failed_on, first start) waiting for a device
     results: dict[int, object] = {}  # number -> Done, or the exception its job raised
@@ -60,7 +63,7 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
                 return
             with lock:
                 while not queue and not cancel.is_set():
-                    lock.wait()
+                    lock.wait(0.1)
                 if cancel.is_set():
                     return
                 number, item, failed_on, first_start = queue.popleft()
@@ -70,8 +73,9 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
                 outcome = Done(item, result, device, failed_on, device.lost_ms(first_start) if failed_on else 0.0)
             except DeviceDown as down:
                 others = [d.label for d in devices if d is not device and d.up]
-                device.report(f"{down}; closed it, its frames go to {', '.join(others)}" if others
-                              else f"{down}; closed it, frames wait while it is reopened")
+                if down.attempts:  # not when another caller had closed it already
+                    device.report(f"{down}; closed it, its frames go to {', '.join(others)}" if others
+                                  else f"{down}; closed it, {device.policy.outage_plan()}")
                 with lock:
                     queue.appendleft((number, item, failed_on, first_start))
                     lock.notify_all()
@@ -86,7 +90,7 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
                for device in devices]
     for thread in threads:
         thread.start()
-    source, fed, wanted, exhausted = iter(items), 0, 0, False
+    source, fed, wanted, exhausted, source_error = iter(items), 0, 0, False, None
     try:
         while True:
             while not exhausted and fed - wanted < depth * len(devices):
@@ -95,18 +99,25 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
                 except StopIteration:
                     exhausted = True
                     break
+                except Exception as error:  # noqa: BLE001 - raised after the items before it
+                    exhausted, source_error = True, error
+                    break
                 with lock:
                     queue.append((fed, item, [], None))
                     lock.notify_all()
                 fed += 1
             if exhausted and wanted == fed:
+                if source_error is not None:
+                    raise source_error
                 return
             with lock:
-                while wanted not in results and state["left"] and "error" not in state:
-                    lock.wait()
+                while wanted not in results and state["left"] and "error" not in state and not cancel.is_set():
+                    lock.wait(0.1)  # a timeout: ``cancel`` may be a stop request nobody notifies us of
                 outcome = results.pop(wanted, None)
             if "error" in state:
                 raise state["error"]
+            if outcome is None and cancel.is_set():
+                return
             if outcome is None:
                 raise DeviceError(f"no Edge TPU left: {', '.join(d.label for d in devices)} failed and did not "
                                   f"come back ({devices[0].policy.reconnect} reconnect attempts each)")
@@ -118,5 +129,6 @@ def spread(devices: Sequence[Device], items: Iterable[Item], job: Callable[[obje
         cancel.set()
         with lock:
             lock.notify_all()
+        deadline = time.monotonic() + 1.0  # a device stuck in a call that never returns is not waited for
         for thread in threads:
-            thread.join()
+            thread.join(timeout=max(deadline - time.monotonic(), 0.01))

@@ -30,7 +30,8 @@ class Engine:
     """One interpreter for one model on the CPU or one Edge TPU."""
 
     def __init__(self, path: str | Path, runtime: str = "auto", threads: int | None = None,
-                 kernels: str | None = None, edge_tpu: bool = False, device: str | None = None):
+                 kernels: str | None = None, edge_tpu: bool = False, device: str | None = None,
+                 warm: bool = True):
         self.path = Path(path)
         self.data = tflite_model.read_bytes(self.path)
         self.compiled = tflite_model.is_compiled_for_edgetpu(self.data)
@@ -56,12 +57,23 @@ class Engine:
             raise UserError(f"model {self.path}: {len(inputs)} inputs; one image input is supported")
         self.input = _info(inputs[0])
         self.outputs = [_info(detail) for detail in self.interpreter.get_output_details()]
-        start = time.perf_counter()  # the first invoke prepares kernels (and loads an Edge TPU): not a frame
+        self.warmup_ms = 0.0
+        if warm:
+            try:
+                self.warm_up()
+            except DeviceFault as fault:
+                where = f"Edge TPU {device}" if device else "the Edge TPU"
+                raise DeviceError(f"{where}: its first invoke failed ({fault.reason})", fault.reason) from None
+
+    def warm_up(self) -> None:
+        """The first invoke, which prepares the kernels (and loads the model onto an Edge TPU): not a
+        frame. On an Edge TPU a failure closes the interpreter and raises ``DeviceFault``."""
+        start = time.perf_counter()
         try:
             self._invoke()
-        except DeviceFault as fault:
+        except DeviceFault:
             self.close()
-            raise DeviceError(f"Edge TPU {fault.device}: its first invoke failed ({fault.reason})", fault.reason) from None
+            raise
         self.warmup_ms = (time.perf_counter() - start) * 1e3
 
     @property
@@ -103,11 +115,12 @@ class Engine:
 
 
 def open_engine(path: str | Path, runtime: str = "auto", threads: int | None = None, kernels: str | None = None,
-                edge_tpu: bool = False, device: str | None = None):
-    """An ``Engine`` for a ``.tflite``, a ``KerasEngine`` (TensorFlow) for a float ``.h5``/``.keras``."""
+                edge_tpu: bool = False, device: str | None = None, warm: bool = True):
+    """An ``Engine`` for a ``.tflite``, a ``KerasEngine`` (TensorFlow) for a float ``.h5``/``.keras``.
+    ``warm``: run the first invoke now (a failure is a ``DeviceError``); else call ``warm_up()``."""
     if Path(path).suffix.lower() in (".h5", ".keras"):
         if edge_tpu:
             raise UserError(f"model {path}: a Keras model cannot run on the Edge TPU; quantize and compile it")
         from utils.runtime.keras_engine import KerasEngine
         return KerasEngine(path)
-    return Engine(path, runtime, threads, kernels, edge_tpu, device)
+    return Engine(path, runtime, threads, kernels, edge_tpu, device, warm)

@@ -43,6 +43,10 @@ class FaultPolicy:
     first_wait: float = 0.5
     longest_wait: float = 8.0
 
+    def outage_plan(self) -> str:
+        """What happens to the frames of a device that was just closed, when no other device is up."""
+        return "frames wait while it is reopened" if self.reconnect != 0 else "and it is not reopened (reconnect 0)"
+
     def waits(self) -> Iterator[float]:
         """The wait before each reopen attempt, as many as ``reconnect`` allows."""
         wait, attempt = self.first_wait, 0

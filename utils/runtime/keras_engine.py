@@ -18,7 +18,10 @@ SUFFIXES = (".h5", ".keras")
 
 def load_keras_model(path: Path):
     """The Keras model at ``path`` (``.h5`` or ``.keras``, in any letter case)."""
-    import keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up lines are not ours to print
+    from utils.console import native_stderr_hidden
+    with native_stderr_hidden():
+        import keras
 
     from utils.runtime import keras_layers  # noqa: F401  (registers the custom layers for load_model)
     suffix = path.suffix.lower()
@@ -59,6 +62,12 @@ class KerasEngine:
         start = time.perf_counter()
         self.invoke(np.zeros(self.input.shape, np.float32))
         self.warmup_ms = (time.perf_counter() - start) * 1e3
+
+    def warm_up(self) -> None:
+        """Done when opened: a float model on the CPU has no device to fail."""
+
+    def close(self) -> None:
+        self.model = None
 
     def metadata(self, name: str) -> bytes | None:
         return None  # a Keras model's metadata is its sidecar file

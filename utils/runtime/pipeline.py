@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 _END = object()
@@ -18,11 +19,12 @@ class _Failure:
         self.error = error
 
 
-def pipeline(items: Iterable, stages: Sequence[Callable], depth: int = 2) -> Iterator:
+def pipeline(items: Iterable, stages: Sequence[Callable], depth: int = 2, stop=None) -> Iterator:
     """``stages[-1](...stages[0](item))`` for every item, in order. At most ``depth`` items wait
-    between two stages. An exception in a stage (or in ``items``) is raised here; closing the
-    iterator stops the stages after the items already in flight."""
-    stop = threading.Event()
+    between two stages. An exception in a stage (or in ``items``) is raised here, after the results
+    before it. Closing the iterator, or setting ``stop`` (an Event, or anything with ``is_set`` and
+    ``set``), stops the stages after the items already in a stage; the iterator then ends."""
+    stop = stop if stop is not None else threading.Event()
     queues = [queue.Queue(maxsize=depth) for _ in range(len(stages) + 1)]
 
     def put(target: queue.Queue, value) -> bool:
@@ -67,7 +69,12 @@ def pipeline(items: Iterable, stages: Sequence[Callable], depth: int = 2) -> Ite
         thread.start()
     try:
         while True:
-            value = queues[-1].get()
+            try:
+                value = queues[-1].get(timeout=0.05)
+            except queue.Empty:
+                if stop.is_set():
+                    return
+                continue
             if value is _END:
                 return
             if isinstance(value, _Failure):
@@ -75,8 +82,9 @@ def pipeline(items: Iterable, stages: Sequence[Callable], depth: int = 2) -> Ite
             yield value
     finally:
         stop.set()
-        for thread in threads[1:]:
-            thread.join()
-        # The feeder may be blocked inside ``items`` (a stream that is down and reconnecting); it is
-        # a daemon and stops at its next item, so it is not waited for long.
-        threads[0].join(timeout=1.0)
+        # A stage ends within 0.05 s of its item; one that does not is stuck in a call that never
+        # returns (a hung device), and the feeder may be blocked inside ``items`` (a stream that is
+        # down and reconnecting). They are daemons: waiting for them is bounded, so a stop is prompt.
+        deadline = time.monotonic() + 1.0
+        for thread in threads[1:] + threads[:1]:
+            thread.join(timeout=max(deadline - time.monotonic(), 0.01))

@@ -31,10 +31,13 @@ def build(directory: Path) -> Path:
     return library
 
 
-def environment(library: Path, devices: str = "usb", faults: str = "", log: Path | None = None) -> dict[str, str]:
+def environment(library: Path, devices: str = "usb", faults: str = "", log: Path | None = None,
+                invoke_ms: int = 0) -> dict[str, str]:
     """Environment variables pointing the toolkit at the stand-in: ``devices`` as "usb,usb,pci";
-    ``faults`` as "D@N[+T][/P];…" (see standin_edgetpu.c)."""
+    ``faults`` as "D@N[+T][/P];…" (see standin_edgetpu.c); ``invoke_ms`` makes every invoke that slow."""
     variables = {LIBRARY_VARIABLE: str(library), "STANDIN_EDGETPU_DEVICES": devices}
+    if invoke_ms:
+        variables["STANDIN_EDGETPU_INVOKE_MS"] = str(round(invoke_ms))
     if faults:
         variables["STANDIN_EDGETPU_FAULTS"] = faults
     if log is not None:

@@ -20,6 +20,7 @@
  *                            every invoke fails, no delegate is created for it and it is not listed;
  *                            with /P the fault comes back every P invokes after N; a new
  *                            value starts afresh (counts reset, every device plugged in)
+ *   STANDIN_EDGETPU_INVOKE_MS every invoke takes this long (a slow device; a large value: a hung one)
  *
  * Build: cc -shared -fPIC -o libstandin_edgetpu.so standin_edgetpu.c
  */
@@ -264,6 +265,12 @@ static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
   const struct kernel *kernel = node->user_data;
   int device = kernel->device;
   follow_schedule();
+  const char *slow = getenv("STANDIN_EDGETPU_INVOKE_MS");
+  if (slow && *slow) {
+    long ms = strtol(slow, NULL, 10);
+    struct timespec pause = {(time_t)(ms / 1000), (ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+  }
   long n = ++invokes[device];
   int was_plugged_in = plugged_in(device);
   if (!was_plugged_in || faulty_invoke(device, n)) {

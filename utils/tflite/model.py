@@ -130,6 +130,19 @@ def custom_ops(data: bytes) -> set[str]:
             if name}
 
 
+def custom_op_options(data: bytes, name: str) -> dict | None:
+    """The options (a FlexBuffer map) of the first custom op called ``name``, or None without one."""
+    from flatbuffers import flexbuffers
+
+    model = root(data)
+    codes = [code.string(OPERATOR_CODE["custom_code"]) for code in model.nodes(MODEL["operator_codes"])]
+    for operator in model.nodes(MODEL["subgraphs"])[0].nodes(SUBGRAPH["operators"]):
+        if codes[operator.scalar(OPERATOR["opcode_index"])] == name:
+            raw = operator.vector(OPERATOR["custom_options"], flatbuffers.number_types.Uint8Flags).tobytes()
+            return flexbuffers.Loads(raw) if raw else {}
+    return None
+
+
 def is_compiled_for_edgetpu(data: bytes) -> bool:
     """True when the model holds an ``edgetpu-custom-op`` (output of edgetpu_compiler)."""
     return EDGETPU_CUSTOM_OP in custom_ops(data)

@@ -16,7 +16,8 @@ MODEL = {"version": 0, "operator_codes": 1, "subgraphs": 2, "buffers": 4, "metad
 SUBGRAPH = {"tensors": 0, "inputs": 1, "outputs": 2, "operators": 3}
 TENSOR = {"shape": 0, "type": 1, "buffer": 2, "name": 3, "quantization": 4}
 QUANTIZATION = {"scale": 2, "zero_point": 3}
-OPERATOR = {"opcode_index": 0, "inputs": 1, "outputs": 2, "builtin_options_type": 3, "builtin_options": 4}
+OPERATOR = {"opcode_index": 0, "inputs": 1, "outputs": 2, "builtin_options_type": 3, "builtin_options": 4,
+            "custom_options": 5}
 OPERATOR_CODE = {"deprecated_builtin_code": 0, "custom_code": 1, "version": 2, "builtin_code": 3}
 BUFFER = {"data": 0}
 METADATA = {"name": 0, "buffer": 1}

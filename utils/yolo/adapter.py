@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import UserError
-from utils.runtime.engine import Engine
+from utils.runtime.engine import DETECTION_POST_PROCESS, Engine
+from utils.tflite import model as tflite_model
 from utils.yolo.decode import decode
 from utils.yolo.letterbox import Preprocessor
 from utils.yolo.meta import METADATA_NAME, YoloMeta, load_meta_file, resolve_meta, sidecar_paths
@@ -41,14 +42,22 @@ def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
     raw = engine.metadata(METADATA_NAME)
     sidecar = sidecar_paths(engine.path)[0]
     if raw:
-        own = YoloMeta.from_json(raw.decode(), f"model {engine.path}")
+        own = YoloMeta.from_json(raw, f"model {engine.path}")
     else:
         own = load_meta_file(sidecar) if sidecar.is_file() else None
     input_size = (engine.input.shape[2], engine.input.shape[1])
     if has_detection_outputs(engine):  # its heads are inside: only its own metadata can describe them
-        if own is None or PostProcess.of(own) is None:
+        try:
+            post = own and PostProcess.of(own)
+        except UserError as error:
+            raise UserError(f"model {engine.path}: {error}") from None
+        if post is None:
             raise UserError(f"model {engine.path}: detection outputs (boxes, classes, scores, count) without the "
                             "metadata keras_to_tflite_quant.py embeds; this toolkit runs the models it wrote")
+        options = tflite_model.custom_op_options(engine.data, DETECTION_POST_PROCESS) or {}
+        if options.get("num_classes", own.classes) != own.classes:
+            raise UserError(f"model {engine.path}: its metadata says {own.classes} classes, but its "
+                            f"{DETECTION_POST_PROCESS} has {options['num_classes']}")
         return own
     return resolve_meta(engine.path, input_size, output_heads(engine), own, anchors,
                         f"pass --anchors (or keep {sidecar.name} beside it)")
@@ -73,20 +82,30 @@ class YoloAdapter:
         info = engine.input
         if len(info.shape) != 4 or info.shape[3] != 3:
             raise UserError(f"model {engine.path}: input of shape {list(info.shape)} is not an RGB image")
-        self.input_size = (info.shape[2], info.shape[1])
-        try:
-            # One thread for the letterbox: in a video loop the decoder is busy with the next frame, and
-            # bench/video_loop.py measured 1.30 ms with one resize thread against 1.60 ms with two.
-            self.prepare = Preprocessor(self.input_size, info.dtype, info.scale, info.zero_point, 1,
-                                        engine.runtime, engine.kernels, meta.resize)
-        except ValueError as error:
-            raise UserError(f"model {engine.path}: {error} (float32, or uint8/int8 with a scale, is supported)") from None
+        self.input_size = self.input_size_of(engine)
+        self.prepare = self.new_preprocessor()
         self.detection_outputs = has_detection_outputs(engine)
         if self.detection_outputs:  # boxes, classes, scores, count, as keras_to_tflite_quant.py orders them
             self._order = list(range(4))
         else:
             by_grid = {(o.shape[2], o.shape[1]): position for position, o in enumerate(engine.outputs)}
             self._order = [by_grid[tuple(head.grid)] for head in meta.heads]
+
+    @staticmethod
+    def input_size_of(engine: Engine) -> tuple[int, int]:
+        """The model's input (width, height)."""
+        return engine.input.shape[2], engine.input.shape[1]
+
+    def new_preprocessor(self) -> Preprocessor:
+        """A letterbox (or stretch) into this model's input, with buffers of its own."""
+        info, engine = self.engine.input, self.engine
+        try:
+            # One thread for the letterbox: in a video loop the decoder is busy with the next frame, and
+            # bench/video_loop.py measured 1.30 ms with one resize thread against 1.60 ms with two.
+            return Preprocessor(self.input_size, info.dtype, info.scale, info.zero_point, 1,
+                                engine.runtime, engine.kernels, self.meta.resize)
+        except ValueError as error:
+            raise UserError(f"model {engine.path}: {error} (float32, or uint8/int8 with a scale, is supported)") from None
 
     def close(self) -> None:
         """Release the engine's interpreter (and its Edge TPU)."""

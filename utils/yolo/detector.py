@@ -23,21 +23,26 @@ import numpy as np
 
 from utils.errors import UserError
 from utils.files import read_text
-from utils.runtime.device import Device, run_on
+from utils.runtime.device import Cancelled, Device, run_on
 from utils.runtime.device_pool import spread
 from utils.runtime.edgetpu import parse_devices
 from utils.runtime.engine import open_engine
 from utils.runtime.faults import FaultPolicy
+from utils.runtime.interpreters import KERNELS
 from utils.runtime.pipeline import pipeline
+from utils.stopping import StopRequest
 from utils.yolo.adapter import YoloAdapter, model_meta, postprocess
 from utils.yolo.image_check import as_bgr
+from utils.yolo.letterbox import Preprocessor
 from utils.yolo.meta import YoloMeta
-from utils.yolo.options import iou_problem, reconnect_problem, threshold_problem
+from utils.yolo.options import choice_problem, iou_problem, reconnect_problem, threads_problem, threshold_problem
 from utils.yolo.ssd_outputs import PostProcess
 from utils.yolo.types import RESIZE_MODES, Detections
 
 Item = TypeVar("Item")
 NMS_RULES = {"greedy": "iou", "diou": "diou", None: None}
+DEFAULT_IOU = 0.45  # Darknet's detector test
+RUNTIME_CHOICES = ("auto", "litert", "tflite_runtime", "tensorflow")
 
 
 def read_class_names(path: str | Path) -> list[str]:
@@ -86,30 +91,36 @@ class Detector:
     ``nms``: "greedy" or "diou" (default: the model's own). ``resize``: "letterbox" or "stretch"
     (default: the model's own, as convert.py recorded it; another gives a one-line warning).
 
-    Edge TPU faults: an invoke that fails is tried once more on the same device; if it fails
-    again the device is closed, its frames go to the other devices (or wait) and it is reopened
-    after 0.5 s, 1 s, 2 s ... up to 8 s between attempts. ``reconnect`` caps the attempts per outage
-    (None: keep trying); past it, ``detect`` and ``detect_stream`` raise ``DeviceError`` (a
-    ``UserError``) once no device is left. ``on_event`` gets one line per event (default: stderr).
+    Edge TPU faults: an invoke that fails (the first one included) is tried once more on the same
+    device; if it fails again the device is closed, its frames go to the other devices (or wait) and
+    it is reopened after 0.5 s, 1 s, 2 s ... up to 8 s between attempts. ``reconnect`` caps the
+    attempts per outage (None: keep trying); past it, ``detect`` and ``detect_stream`` raise
+    ``DeviceError`` (a ``UserError``) once no device is left. ``on_event`` gets one line per event
+    (default: stderr).
+
+    Threads: a Detector may be shared. Calls are serialised per device: each device runs one frame at
+    a time, and with several devices concurrent calls run side by side. ``close()`` (or ``with
+    Detector(...) as detector:``) releases every device. A bad argument is a ``UserError``.
     """
 
     def __init__(self, model: str | Path, classes: str | Path | None = None, threshold: float = 0.25,
-                 iou: float = 0.45, *, runtime: str = "auto", kernels: str | None = None,
+                 iou: float | None = None, *, runtime: str = "auto", kernels: str | None = None,
                  threads: int | None = None, edge_tpu: bool = False, device: str | None = None,
                  anchors: str | Path | None = None, nms: str | None = None, reconnect: int | None = None,
                  on_event: Callable[[str], None] | None = None, resize: str | None = None):
+        self.devices: list[Device] = []
         if device is not None and not edge_tpu:
             raise UserError(f"--device {device} names an Edge TPU: add --edge_tpu")
-        if nms not in NMS_RULES:
-            raise UserError(f"nms {nms!r}: use 'greedy' or 'diou' (or None for the model's own)")
-        if resize is not None and resize not in RESIZE_MODES:
-            raise UserError(f"resize {resize!r}: use {' or '.join(map(repr, RESIZE_MODES))} (or None for the model's own)")
-        problem = threshold_problem(threshold) or iou_problem(iou) or reconnect_problem(reconnect)
+        problem = (choice_problem(runtime, RUNTIME_CHOICES, "runtime") or choice_problem(kernels, (*KERNELS, None), "kernels")
+                   or choice_problem(nms, tuple(NMS_RULES), "nms") or choice_problem(resize, (*RESIZE_MODES, None), "resize")
+                   or threads_problem(threads) or threshold_problem(threshold) or (iou is not None and iou_problem(iou))
+                   or reconnect_problem(reconnect))
         if problem:
             raise UserError(problem)
         names = read_class_names(classes) if classes is not None else None
         device_names = parse_devices(device) if edge_tpu else [None]
-        self.engine = open_engine(model, runtime, threads, kernels, edge_tpu, device_names[0])
+        # Each Edge TPU's first invoke is run by its Device, inside the fault policy.
+        self.engine = open_engine(model, runtime, threads, kernels, edge_tpu, device_names[0], warm=not edge_tpu)
         self.meta = model_meta(self.engine, anchors)
         if resize is not None and resize != self.meta.resize:
             print(f"warning: resize {resize} overrides model {model}'s own {self.meta.resize}: detections will "
@@ -117,11 +128,13 @@ class Detector:
             self.meta = replace(self.meta, resize=resize)
         if names is not None:
             check_classes(self.meta, names, classes)
-        self.names, self.threshold, self.iou, self.nms_kind = names, threshold, iou, NMS_RULES[nms]
+        self.names, self.threshold, self.nms_kind = names, threshold, NMS_RULES[nms]
+        self.iou = DEFAULT_IOU if iou is None else iou
         opened = {device_names[0]: self.engine}
 
         def open_adapter(name: str | None) -> YoloAdapter:
-            engine = opened.pop(name, None) or open_engine(model, runtime, threads, kernels, edge_tpu, name)
+            engine = opened.pop(name, None) or open_engine(model, runtime, threads, kernels, edge_tpu, name, warm=False)
+            engine.warm_up()
             return YoloAdapter(engine, self.meta)
         self.policy = FaultPolicy(reconnect=reconnect)
         report = on_event or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -131,10 +144,30 @@ class Detector:
             print(f"warning: model {model} returns detections scoring {post.score_threshold:g} or more only (its "
                   "TFLite_Detection_PostProcess was written so: keras_to_tflite_quant.py --score-threshold)",
                   file=sys.stderr)
-        if tuple(self.meta.input_size) != self.adapters[0].input_size:
+        if post is not None and (iou is not None or nms is not None):
+            print(f"warning: model {model} does its own NMS (IoU {post.iou_threshold:g}, as keras_to_tflite_quant.py "
+                  "--nms-iou wrote it): --iou and --nms do not apply to it", file=sys.stderr)
+        input_size = YoloAdapter.input_size_of(self.engine)
+        if tuple(self.meta.input_size) != input_size:
             print(f"warning: metadata input size {self.meta.input_size} differs from the model's "
-                  f"{self.adapters[0].input_size}; using the model's", file=sys.stderr)
-            self.meta.input_size = self.adapters[0].input_size
+                  f"{input_size}; using the model's", file=sys.stderr)
+            self.meta.input_size = input_size
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release every device (its interpreter and Edge TPU); later calls raise ``UserError``."""
+        for device in self.devices:
+            device.close()
+        self.devices = []
+
+    def _check_open(self) -> None:
+        if not self.devices:
+            raise UserError("detector: closed; create a new Detector")
 
     @property
     def adapters(self) -> list[YoloAdapter | None]:
@@ -149,13 +182,17 @@ class Detector:
 
     def detect_timed(self, image_bgr: np.ndarray) -> tuple[Detections, Timing]:
         """``detect``, with the time of each stage."""
+        self._check_open()
         if len(self.devices) > 1:
             with closing(self._spread([image_bgr], lambda image: image)) as results:
                 return next(results).result
+        return self._detect_one(image_bgr)
+
+    def _detect_one(self, image_bgr: np.ndarray, cancel: StopRequest | None = None) -> tuple[Detections, Timing]:
         failed_on: list[str] = []
         start = time.perf_counter()
         device = self.devices[0]
-        detections, timing = run_on(device, lambda adapter: self._detect_on(adapter, image_bgr), failed_on)
+        detections, timing = run_on(device, lambda adapter: self._detect_on(adapter, image_bgr), failed_on, cancel)
         timing.device, timing.failed_on = device.name, failed_on
         timing.lost = device.lost_ms(start) if failed_on else 0.0
         return detections, timing
@@ -167,32 +204,49 @@ class Detector:
         detections.names = self.names
         return detections, Timing(pre, invoke, (time.perf_counter() - start) * 1e3, setup)
 
-    def _spread(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray]):
+    def _preprocessor(self) -> Preprocessor:
+        adapter = next((a for a in self.adapters if a is not None), None) or YoloAdapter(self.engine, self.meta)
+        return adapter.new_preprocessor()
+
+    def _spread(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray], cancel: StopRequest | None = None):
         """Every item on whichever device is free; a generator of ``Done`` with (detections, timing)."""
-        for done in spread(self.devices, items, lambda adapter, item: self._detect_on(adapter, image_of(item))):
+        for done in spread(self.devices, items, lambda adapter, item: self._detect_on(adapter, image_of(item)), cancel):
             timing = done.result[1]
             timing.device, timing.failed_on, timing.lost = done.device.name, done.failed_on, done.lost_ms
             yield done
 
     def detect_stream(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray] = lambda image: image,
-                      pipelined: bool | None = None) -> Iterator[tuple[Item, Detections, Timing]]:
+                      pipelined: bool | None = None, stop: StopRequest | threading.Event | None = None
+                      ) -> Iterator[tuple[Item, Detections, Timing]]:
         """(item, detections, timing) for each item, in order. With several devices each takes the
         next item when it is free, working on its own frame. With one, letterbox, invoke and
         post-processing run as a pipeline, each on its own frame, when ``pipelined`` (by default when
         ``invoke()`` leaves a core free: on a CPU whose cores it already fills, overlapping only
-        makes the stages compete; ``bench/video_loop.py`` measures both)."""
+        makes the stages compete; ``bench/video_loop.py`` measures both).
+
+        ``stop`` (a ``graceful_stop()`` request) ends the stream early, a wait for a device that is
+        being reopened included: the frames in flight are dropped, the ones yielded stand."""
+        self._check_open()
         if pipelined is None:
             pipelined = self.engine.leaves_cpu_free
-        if len(self.devices) > 1:
-            for done in self._spread(items, image_of):
-                yield done.item, *done.result
+        cancel = StopRequest(stop)
+        try:
+            if len(self.devices) > 1:
+                for done in self._spread(items, image_of, cancel):
+                    yield done.item, *done.result
+            elif pipelined:
+                yield from self._pipelined(items, image_of, cancel)
+            else:
+                for item in items:
+                    if cancel.is_set():
+                        return
+                    yield item, *self._detect_one(image_of(item), cancel)
+        except Cancelled:
             return
-        if not pipelined or not self.devices[0].up:
-            for item in items:
-                yield item, *self.detect_timed(image_of(item))
-            return
-        device, cancel = self.devices[0], threading.Event()
-        letterbox = device.worker.prepare  # on the CPU: it outlives a reopened device
+
+    def _pipelined(self, items: Iterable[Item], image_of: Callable[[Item], np.ndarray], cancel: StopRequest):
+        device = self.devices[0]
+        letterbox = self._preprocessor()  # its own buffers: a concurrent detect() uses the adapter's
 
         def prepare(item):
             start = time.perf_counter()
@@ -217,10 +271,4 @@ class Detector:
             return item, detections, Timing(pre, invoke_ms, (time.perf_counter() - start) * 1e3, setup,
                                             device.name, failed_on, lost)
 
-        results = pipeline(items, [prepare, invoke, post])
-        try:  # not ``yield from``: closing would then join the stages before ``cancel`` is set
-            for result in results:  # noqa: UP028
-                yield result
-        finally:
-            cancel.set()  # a device being reopened stops waiting, so the stages can end
-            results.close()
+        yield from pipeline(items, [prepare, invoke, post], stop=cancel)  # closing it sets cancel first

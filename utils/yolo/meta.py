@@ -48,18 +48,24 @@ class YoloMeta:
         return json.dumps(asdict(self), indent=1)
 
     @classmethod
-    def from_json(cls, text: str, source: str = "metadata") -> YoloMeta:
+    def from_json(cls, text: str | bytes, source: str = "metadata") -> YoloMeta:
+        """Metadata from its JSON, every field's type checked: a ``UserError`` naming the field."""
         try:
-            data = json.loads(text)
-            heads = [Head(list(h["mask"]), tuple(h["grid"]), float(h.get("scale_x_y", 1.0)),
-                          bool(h.get("new_coords", False))) for h in data["heads"]]
-            rng = data.get("output_range")
-            meta = cls(tuple(data["input_size"]), int(data["classes"]),
-                       [tuple(a) for a in data["anchors"]], heads, data.get("leaky", "keep"),
-                       tuple(rng) if rng else None, data.get("extras", {}), str(data.get("nms", "iou")),
-                       float(data.get("nms_beta", 0.6)), data.get("resize", "letterbox"))
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise UserError(f"{source}: not valid YOLO metadata ({type(error).__name__}: {error})") from None
+            data = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        except UnicodeDecodeError as error:
+            raise UserError(f"{source}: not valid YOLO metadata (not UTF-8 text, byte {error.start})") from None
+        except (ValueError, RecursionError) as error:
+            reason = "nested too deeply" if isinstance(error, RecursionError) else f"not JSON: {error}"
+            raise UserError(f"{source}: not valid YOLO metadata ({reason})") from None
+        problem = _schema_problem(data)
+        if problem:
+            raise UserError(f"{source}: not valid YOLO metadata ({problem})")
+        heads = [Head(list(h["mask"]), tuple(h["grid"]), float(h.get("scale_x_y", 1.0)),
+                      bool(h.get("new_coords", False))) for h in data["heads"]]
+        rng = data.get("output_range")
+        meta = cls(tuple(data["input_size"]), data["classes"], [tuple(a) for a in data["anchors"]], heads,
+                   data.get("leaky", "keep"), tuple(rng) if rng else None, data.get("extras", {}),
+                   data.get("nms", "iou"), float(data.get("nms_beta", 0.6)), data.get("resize", "letterbox"))
         problem = meta.problem()
         if problem:
             raise UserError(f"{source}: not valid YOLO metadata ({problem})")
@@ -93,6 +99,62 @@ class YoloMeta:
 
     def channels_per_head(self) -> list[int]:
         return [len(h.mask) * (5 + self.classes) for h in self.heads]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pair(value, check) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(check(v) for v in value)
+
+
+# field: (required, check, what it must be)
+_FIELDS = {
+    "input_size": (True, lambda v: _pair(v, _is_int), "two whole numbers"),
+    "classes": (True, _is_int, "a whole number"),
+    "anchors": (True, lambda v: isinstance(v, list) and all(_pair(a, _is_number) for a in v), "a list of [w, h] pairs"),
+    "heads": (True, lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v), "a list of objects"),
+    "leaky": (False, lambda v: isinstance(v, str), "a string"),
+    "output_range": (False, lambda v: v is None or _pair(v, _is_number), "null or two numbers"),
+    "extras": (False, lambda v: isinstance(v, dict), "an object"),
+    "nms": (False, lambda v: isinstance(v, str), "a string"),
+    "nms_beta": (False, _is_number, "a number"),
+    "resize": (False, lambda v: isinstance(v, str), "a string"),
+}
+_HEAD_FIELDS = {
+    "mask": (True, lambda v: isinstance(v, list) and all(_is_int(m) for m in v), "a list of whole numbers"),
+    "grid": (True, lambda v: _pair(v, _is_int), "two whole numbers"),
+    "scale_x_y": (False, _is_number, "a number"),
+    "new_coords": (False, lambda v: isinstance(v, (bool, int)), "true or false"),
+}
+
+
+def _fields_problem(data: dict, fields: dict, prefix: str = "") -> str | None:
+    for name, (required, check, what) in fields.items():
+        if name not in data:
+            if required:
+                return f"{prefix}{name} is missing"
+        elif not check(data[name]):
+            return f"{prefix}{name} must be {what} (got {json.dumps(data[name])[:60]})"
+    return None
+
+
+def _schema_problem(data) -> str | None:
+    """What in parsed metadata JSON has a wrong type or is missing, naming the field; or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    problem = _fields_problem(data, _FIELDS)
+    if problem:
+        return problem
+    for i, head in enumerate(data["heads"]):
+        if problem := _fields_problem(head, _HEAD_FIELDS, f"heads[{i}]."):
+            return problem
+    return None
 
 
 def sidecar_paths(model_path: str | Path) -> tuple[Path, Path]:

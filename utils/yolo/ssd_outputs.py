@@ -25,10 +25,11 @@ the smallest, a size by about 1.7 %.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from utils.errors import UserError
 from utils.yolo.meta import YoloMeta
 from utils.yolo.types import Detections, Letterbox
 
@@ -65,7 +66,20 @@ class PostProcess:
     def of(cls, meta: YoloMeta) -> PostProcess | None:
         """The settings a model's metadata records, or None for a model with raw heads."""
         found = meta.extras.get(EXTRAS_KEY)
-        return cls(**found) if found else None
+        if not found:
+            return None
+        known = {f.name: f.type for f in fields(cls)}
+        if not isinstance(found, dict) or set(found) - set(known):
+            unknown = sorted(set(found) - set(known)) if isinstance(found, dict) else found
+            raise UserError(f"metadata: extras.{EXTRAS_KEY}: unknown settings {unknown} (known: {', '.join(known)})")
+        for name, value in found.items():
+            wanted = int if name == "max_detections" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                raise UserError(f"metadata: extras.{EXTRAS_KEY}.{name} must be a number (got {value!r})")
+        post = cls(**found)
+        if problem := post.problem():
+            raise UserError(f"metadata: extras.{EXTRAS_KEY}: {problem}")
+        return post
 
 
 def _on_steps(values: np.ndarray, lowest: int) -> np.ndarray:
