@@ -402,3 +402,40 @@ def test_detect_raises_a_device_error_once_retry_and_reopen_have_failed(compiled
     with pytest.raises(DeviceError, match=r"^Edge TPU usb:0 failed and did not come back \(1 reconnect attempts\)$"):
         detector.detect(image)                                                 # invoke 3: gone
     assert len(lines) == 2 and "gave up after 1 attempt " in lines[1], lines
+
+
+# ---- start-up is inside the fault policy ---------------------------------------------------------
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_glitch_on_the_first_invoke_is_retried(request, runtime, compiled, standin_edgetpu, healthy):
+    result, records = run_faulty(request, runtime, compiled, standin_edgetpu, "usb", "0@1", "--video", str(CLIP),
+                                 scenario="one device, its first invoke fails once")
+    assert result.returncode == 0, result.stderr
+    check_complete(records, healthy)
+    assert events(result.stderr) == ["Edge TPU usb:0: first invoke failed (Deadline exceeded: USB transfer error 2 "
+                                     "[LibUsbDataOutCallback]); it worked when retried"], result.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_device_down_at_start_up_is_reopened(request, runtime, compiled, standin_edgetpu, healthy):
+    result, records = run_faulty(request, runtime, compiled, standin_edgetpu, "usb", "0@1+1.5", "--video", str(CLIP),
+                                 scenario="one device, unplugged for 1.5 s at its first invoke")
+    assert result.returncode == 0, result.stderr
+    check_complete(records, healthy)
+    lines = events(result.stderr)
+    assert len(lines) == 2 and "its first invoke failed" in lines[0] and "back after" in lines[1], lines
+    assert "error" not in result.stderr.lower().replace("transfer error", "")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_device_all_leaves_out_a_device_that_never_comes_up(request, runtime, compiled, standin_edgetpu, healthy):
+    result, records = run_faulty(request, runtime, compiled, standin_edgetpu, "usb,usb,usb", "1@1+inf", "--video",
+                                 str(CLIP), "--device", "all", "--reconnect", "2",
+                                 scenario="--device all, one device never comes up")
+    assert result.returncode == 0, result.stderr
+    check_complete(records, healthy)
+    assert {r["device"] for r in records} == {"usb:0", "usb:2"}
+    lines = events(result.stderr)  # and, if the run lasts long enough, that it gave up
+    assert lines[0] == ("Edge TPU usb:1: its first invoke failed (Deadline exceeded: USB transfer error 2 "
+                        "[LibUsbDataOutCallback]); it is reopened in the background")
+    assert all(line.startswith("Edge TPU usb:1: gave up after 2 attempts") for line in lines[1:]) and len(lines) <= 2

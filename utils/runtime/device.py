@@ -24,7 +24,7 @@ class DeviceDown(Exception):
     """The device failed ``retries + 1`` times in a row and was closed."""
 
     def __init__(self, device: Device, reason: str, attempts: int, lost_ms: float):
-        super().__init__(f"Edge TPU {device.label}: invoke failed {attempts} time{'s' if attempts != 1 else ''} "
+        super().__init__(f"{device.title}: invoke failed {attempts} time{'s' if attempts != 1 else ''} "
                          f"({reason}), {lost_ms:.0f} ms lost")
         self.device, self.reason, self.attempts = device, reason, attempts
 
@@ -43,20 +43,51 @@ class Device(Generic[Worker]):
     """
 
     def __init__(self, name: str | None, open_worker: Callable[[str | None], Worker], policy: FaultPolicy,
-                 report: Callable[[str], None], edge_tpu: bool = True):
+                 report: Callable[[str], None], edge_tpu: bool = True, path: str | None = None):
         self.name, self.open_worker, self.policy, self.report = name, open_worker, policy, report
-        # An Edge TPU's path stays when another is unplugged and the numbers shift: reopen by it.
-        self.path = edgetpu.device_path(name) if edge_tpu else None
+        # An Edge TPU's path stays when another is unplugged and the numbers shift: open it by its path
+        # (``path``, when the caller found it before opening any device).
+        self.path = path or (edgetpu.device_path(name) if edge_tpu else None)
         self.label = name or (self.path and edgetpu.name_of_path(self.path)) or ("the Edge TPU" if edge_tpu else "the CPU")
         self.lock = threading.RLock()
         self.down_since: float | None = None
         self.last_start = 0.0  # perf_counter() when the last successful attempt began
         self.worker: Worker | None = None
         try:
-            self.worker = open_worker(name)
+            self.worker = self._open(name)
         except DeviceFault as fault:
             self.down_since = time.monotonic()
-            report(f"Edge TPU {self.label}: its first invoke failed ({fault.reason}); {policy.outage_plan()}")
+            plan = "it is reopened in the background" if policy.reconnect != 0 else "not reopened (reconnect 0)"
+            report(f"{self.title}: its first invoke failed ({fault.reason}); {plan}")
+
+    def _open(self, name: str | None) -> Worker:
+        """``open_worker``, tried again (as any invoke) when its first invoke fails (``DeviceFault``)."""
+        first: DeviceFault | None = None
+        for _ in range(self.policy.retries + 1):
+            if self.path:  # by its path: the numbers shift when a device drops off the bus
+                name = edgetpu.name_of_path(self.path)
+                if name is None:
+                    if first is not None:
+                        raise first
+                    raise DeviceError(f"{self.title}: not in libedgetpu's device list", "not in the device list")
+            try:
+                worker = self.open_worker(name)
+            except DeviceFault as fault:
+                first = first or fault
+                continue
+            except DeviceError:
+                if first is not None:  # it failed its first invoke, then vanished: down, not a bad name
+                    raise first from None
+                raise
+            if first is not None:
+                self.report(f"{self.title}: first invoke failed ({first.reason}); it worked when retried")
+            return worker
+        raise first
+
+    @property
+    def title(self) -> str:
+        """The device in a message: "Edge TPU usb:0", or "the Edge TPU" when it has no name."""
+        return self.label if self.label.startswith("the ") else f"Edge TPU {self.label}"
 
     @property
     def up(self) -> bool:
@@ -83,7 +114,7 @@ class Device(Generic[Worker]):
                 continue
             self.last_start = start
             if first_failure is not None:
-                self.report(f"Edge TPU {self.label}: invoke failed ({reason}); it worked when retried, "
+                self.report(f"{self.title}: invoke failed ({reason}); it worked when retried, "
                             f"{(start - first_failure) * 1e3:.0f} ms lost")
             return result
         self.close()
@@ -118,18 +149,18 @@ class Device(Generic[Worker]):
                 reason = "not in libedgetpu's device list"
                 continue
             try:
-                self.worker = self.open_worker(name)
+                self.worker = self._open(name)
             except DeviceFault as fault:
                 reason = f"its first invoke failed: {fault.reason}"
                 continue
             except UserError as error:
                 reason = error.reason if isinstance(error, DeviceError) else str(error)
                 continue
-            self.report(f"Edge TPU {self.label}: back after {time.monotonic() - self.down_since:.1f} s "
+            self.report(f"{self.title}: back after {time.monotonic() - self.down_since:.1f} s "
                         f"({attempts} attempt{'s' if attempts != 1 else ''})")
             return True
         if attempts:  # with reconnect 0 the close already said it is not reopened
-            self.report(f"Edge TPU {self.label}: gave up after {attempts} attempt{'s' if attempts != 1 else ''} in "
+            self.report(f"{self.title}: gave up after {attempts} attempt{'s' if attempts != 1 else ''} in "
                         f"{time.monotonic() - self.down_since:.1f} s ({reason})")
         return False
 
@@ -148,5 +179,5 @@ def run_on(device: Device[Worker], job: Callable[[Worker], Result], failed_on: l
         if not device.reopen(cancel):
             if cancel.is_set():
                 raise Cancelled(device.label)
-            raise DeviceError(f"Edge TPU {device.label} failed and did not come back "
+            raise DeviceError(f"{device.title} failed and did not come back "
                               f"({device.policy.reconnect} reconnect attempts)")

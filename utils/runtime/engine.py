@@ -62,18 +62,15 @@ class Engine:
             try:
                 self.warm_up()
             except DeviceFault as fault:
+                self.close()
                 where = f"Edge TPU {device}" if device else "the Edge TPU"
                 raise DeviceError(f"{where}: its first invoke failed ({fault.reason})", fault.reason) from None
 
     def warm_up(self) -> None:
         """The first invoke, which prepares the kernels (and loads the model onto an Edge TPU): not a
-        frame. On an Edge TPU a failure closes the interpreter and raises ``DeviceFault``."""
+        frame. On an Edge TPU a failure raises ``DeviceFault`` (the caller may retry it, or close)."""
         start = time.perf_counter()
-        try:
-            self._invoke()
-        except DeviceFault:
-            self.close()
-            raise
+        self._invoke()
         self.warmup_ms = (time.perf_counter() - start) * 1e3
 
     @property

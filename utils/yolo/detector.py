@@ -25,9 +25,9 @@ from utils.errors import UserError
 from utils.files import read_text
 from utils.runtime.device import Cancelled, Device, run_on
 from utils.runtime.device_pool import spread
-from utils.runtime.edgetpu import parse_devices
+from utils.runtime.edgetpu import device_path, parse_devices
 from utils.runtime.engine import open_engine
-from utils.runtime.faults import FaultPolicy
+from utils.runtime.faults import DeviceFault, FaultPolicy
 from utils.runtime.interpreters import KERNELS
 from utils.runtime.pipeline import pipeline
 from utils.stopping import StopRequest
@@ -130,15 +130,21 @@ class Detector:
             check_classes(self.meta, names, classes)
         self.names, self.threshold, self.nms_kind = names, threshold, NMS_RULES[nms]
         self.iou = DEFAULT_IOU if iou is None else iou
-        opened = {device_names[0]: self.engine}
+        opened = [self.engine]  # the first device's first open takes it
 
         def open_adapter(name: str | None) -> YoloAdapter:
-            engine = opened.pop(name, None) or open_engine(model, runtime, threads, kernels, edge_tpu, name, warm=False)
-            engine.warm_up()
+            engine = opened.pop() if opened else open_engine(model, runtime, threads, kernels, edge_tpu, name, warm=False)
+            try:
+                engine.warm_up()
+            except DeviceFault:
+                engine.close()
+                raise
             return YoloAdapter(engine, self.meta)
         self.policy = FaultPolicy(reconnect=reconnect)
         report = on_event or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.devices = [Device(name, open_adapter, self.policy, report, edge_tpu) for name in device_names]
+        paths = [device_path(name) if edge_tpu else None for name in device_names]  # before a device can drop
+        self.devices = [Device(name, open_adapter, self.policy, report, edge_tpu, path)
+                        for name, path in zip(device_names, paths)]
         post = PostProcess.of(self.meta)
         if post is not None and threshold < post.score_threshold:
             print(f"warning: model {model} returns detections scoring {post.score_threshold:g} or more only (its "
