@@ -5,15 +5,19 @@ memory over time, and every finished segment decoded to its last frame. Not part
 
 With ``--fault-every M``, it runs on two stand-in Edge TPUs (utils/testing) instead of the CPU,
 the second unplugged for ``--fault-seconds`` about every M minutes: every frame read must still
-come out, once and in order, and the memory stay flat.
+come out, once and in order, and the memory stay flat. With ``--restart-every M`` a supervisor's
+SIGTERM stops the run every M minutes and starts it again with the same command: every frame read
+must be in a segment that plays, no segment replaced, no temporary file left (exit status 1 if not).
 
     python bench/soak.py [--minutes 12] [--segment-minutes 2] [--fault-every 2 --fault-seconds 5]
+                         [--restart-every 5]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +57,8 @@ def main() -> int:
     parser.add_argument("--fault-every", type=float, default=0.0, metavar="M",
                         help="minutes between faults of the second of two stand-in Edge TPUs (0: on the CPU)")
     parser.add_argument("--fault-seconds", type=float, default=5.0, help="how long each fault unplugs it")
+    parser.add_argument("--restart-every", type=float, default=0.0, metavar="M",
+                        help="minutes between a supervisor's SIGTERM and restart (0: one run, stopped by Ctrl-C)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -77,63 +83,80 @@ def main() -> int:
                                    str(ROOT / "model_data" / "samples" / "clip.mp4"), str(args.fps), "--loop"],
                                   cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert camera.stdout.readline().strip() == "ready"
-        output = work / "soak.mp4"
-        detector = subprocess.Popen([sys.executable, "inference.py", "--model", str(model), "--classes",
-                                     str(ROOT / "model_data" / "coco.names"), "--video",
-                                     f"http://127.0.0.1:{port}/live.mjpg", "--json", "--no-display", "--threads", "2",
-                                     "--output", str(output), "--segment-minutes", str(args.segment_minutes), *extra],
-                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    env=environment)
-        samples, frames, start, numbers, retried = [], 0, time.monotonic(), [], 0
+        output, scratch = work / "rec" / "soak.mp4", work / "tmp"
+        scratch.mkdir()
+        environment["TMPDIR"] = str(scratch)  # so that a temporary file left anywhere is seen
+        command = [sys.executable, "inference.py", "--model", str(model), "--classes",
+                   str(ROOT / "model_data" / "coco.names"), "--video", f"http://127.0.0.1:{port}/live.mjpg", "--json",
+                   "--no-display", "--threads", "2", "--output", str(output), "--segment-minutes",
+                   str(args.segment_minutes), *extra]
+        runs, samples, stderr_all, start = [], [], "", time.monotonic()
         next_sample = start + 30
-        for line in detector.stdout:
-            record = json.loads(line)
-            numbers.append(record["frame"])
-            retried += "failed_on" in record
-            frames += 1
-            now = time.monotonic()
-            if now >= next_sample:
-                samples.append(((now - start) / 60, rss_kib(detector.pid), frames))
-                next_sample += 30
-            if now - start >= args.minutes * 60:
-                break
-        detector.send_signal(2)  # Ctrl-C: the open segment is completed
-        for line in detector.stdout:
-            numbers.append(json.loads(line)["frame"])
-            frames += 1
-        status = detector.wait(timeout=120)
+        while time.monotonic() - start < args.minutes * 60:
+            run_end = min(start + args.minutes * 60, time.monotonic() + (args.restart_every * 60 or 1e12))
+            detector = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=environment)
+            numbers, retried, peak = [], 0, 0
+            for line in detector.stdout:
+                record = json.loads(line)
+                numbers.append(record["frame"])
+                retried += "failed_on" in record
+                now = time.monotonic()
+                if now >= next_sample:
+                    rss = rss_kib(detector.pid)
+                    peak = max(peak, rss)
+                    samples.append(((now - start) / 60, rss, len(runs) + 1))
+                    next_sample += 30
+                if now >= run_end:
+                    break
+            last_rss = rss_kib(detector.pid)
+            stop_sent = time.monotonic()
+            detector.send_signal(signal.SIGTERM if args.restart_every else signal.SIGINT)  # what a supervisor sends
+            for line in detector.stdout:
+                numbers.append(json.loads(line)["frame"])
+            status = detector.wait(timeout=120)
+            stderr = detector.stderr.read()
+            stderr_all += stderr
+            runs.append({"status": status, "frames": len(numbers), "in_order": numbers == list(range(len(numbers))),
+                         "retried": retried, "stop_s": time.monotonic() - stop_sent, "rss_end": last_rss,
+                         "rss_peak": max(peak, last_rss), "traceback": "Traceback" in stderr})
         camera.kill()
-        stderr = detector.stderr.read()
-        segments = sorted(work.glob("soak_*.mp4"))
+        segments = sorted(output.parent.glob("soak_*.mp4"))
         counts = [(p.name, int(cv2.VideoCapture(str(p)).get(cv2.CAP_PROP_FRAME_COUNT)), decodable_frames(p))
                   for p in segments]
+        leftover = sorted(p.name for d in (output.parent, scratch) for p in d.iterdir()
+                          if p.name.startswith((".", "tinyyolo-")) or d == scratch)
+    frames = sum(r["frames"] for r in runs)
     print(f"Soak: {args.minutes:g} min on a {args.fps:g} FPS HTTP MJPEG camera (loopback), segments of "
-          f"{args.segment_minutes:g} min, exit status {status}, {frames} frames, {time.strftime('%Y-%m-%d')}; "
+          f"{args.segment_minutes:g} min, " + (f"SIGTERM and a restart every {args.restart_every:g} min, "
+                                               if args.restart_every else "") +
+          f"{len(runs)} run{'s' if len(runs) != 1 else ''}, {frames} frames, {time.strftime('%Y-%m-%d')}; "
           f"{cpu_description()}")
     if args.fault_every:
-        lines = [line for line in stderr.splitlines() if line.startswith("Edge TPU")]
+        lines = [line for line in stderr_all.splitlines() if line.startswith("Edge TPU")]
         down = sum("closed it" in line for line in lines)
         back = sum("back after" in line for line in lines)
         print(f"Faults: two stand-in Edge TPUs, usb:1 unplugged for {args.fault_seconds:g} s every {every} of its "
-              f"invokes (~{args.fault_every:g} min): {down} outages, {back} came back, {retried} frames moved to usb:0")
-        for line in lines:
-            print(f"  {line}")
-    gaps = numbers != list(range(len(numbers)))
-    print(f"frame numbers: {len(numbers)}, {'0 to ' + str(len(numbers) - 1) + ' each once, in order' if not gaps else 'GAPS OR DUPLICATES'}")
-    print("minute  RSS MiB  frames")
-    for minute, rss, count in samples:
-        print(f"{minute:6.1f}  {rss / 1024:7.1f}  {count:6d}")
-    first, last = samples[len(samples) // 5], samples[-1]  # after the first minutes' warm-up
-    slope = (last[1] - first[1]) / 1024 / max(last[0] - first[0], 1e-9)
-    print(f"RSS from minute {first[0]:.1f} to {last[0]:.1f}: {first[1] / 1024:.1f} -> {last[1] / 1024:.1f} MiB "
-          f"({slope * 1024:+.0f} KiB/min)")
+              f"invokes (~{args.fault_every:g} min): {down} outages, {back} came back, "
+              f"{sum(r['retried'] for r in runs)} frames moved to usb:0")
+    print("\n| run | exit status | frames read | in order, once | stopped in | RSS at the end MiB | peak MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for number, r in enumerate(runs, 1):
+        print(f"| {number} | {r['status']} | {r['frames']} | {'yes' if r['in_order'] else 'NO'} | {r['stop_s']:.1f} s | "
+              f"{r['rss_end'] / 1024:.1f} | {r['rss_peak'] / 1024:.1f} |" + (" Traceback!" if r["traceback"] else ""))
+    print("\nminute  RSS MiB  run")
+    for minute, rss, number in samples:
+        print(f"{minute:6.1f}  {rss / 1024:7.1f}  {number:3d}")
     for name, header, decoded in counts:
         print(f"{name}: {header} frames in its index, {decoded} decoded")
-    print(f"segments: {len(counts)}, frames in them {sum(c[1] for c in counts)} of {frames}; "
-          f"{'every one plays to its end' if all(h == d and h > 0 for _, h, d in counts) else 'SOME DO NOT PLAY'}")
-    if "Traceback" in stderr:
-        print(stderr[-2000:])
-    return 0
+    in_segments = sum(c[2] for c in counts)
+    names = [c[0] for c in counts]
+    print(f"segments: {len(counts)} ({len(set(names))} distinct names), frames in them {in_segments} of {frames} read; "
+          f"{'every one plays to its end' if all(h == d and h > 0 for _, h, d in counts) else 'SOME DO NOT PLAY'}; "
+          f"temporary files left: {', '.join(leftover) or 'none'}")
+    if any(r["traceback"] for r in runs):
+        print(stderr_all[-2000:])
+    return 0 if in_segments == frames and not leftover and all(r["in_order"] for r in runs) else 1
 
 
 if __name__ == "__main__":
