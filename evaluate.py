@@ -109,6 +109,12 @@ def main() -> int:
         truths, zero_area = [datasets.Truth.empty(path) for path in images], 0  # the reference's detections
     else:
         truths, zero_area = datasets.darknet_truths(images, len(names))
+        if truths and not any(truth.labelled for truth in truths):
+            print(f"{plural(len(truths), 'image')}, none with a label file (exit status 1)", file=sys.stderr)
+            print(f"{os.path.basename(sys.argv[0])}: nothing evaluated: no label file for any image (Darknet's "
+                  f"layout: {datasets.label_path(truths[0].image)} for {truths[0].image})",
+                  file=sys.stderr)
+            return 1
     if zero_area:
         print(f"warning: {plural(zero_area, 'box')} of zero width or height left out of the ground truth (such a "
               "box can never be matched)", file=sys.stderr)

@@ -59,6 +59,26 @@ def test_a_duplicate_is_a_false_positive_ranked_by_score():
     assert result.classes[0].true_positives == 2 and result.classes[0].false_positives == 1
 
 
+def test_a_detection_of_a_class_without_truth_is_a_false_positive_in_the_totals():
+    # person.jpg with a false 'sheep 0.27': Darknet's detector map counts it, P = 5/6.
+    people = [[10 + 60 * i, 10, 50 + 60 * i, 90] for i in range(5)]
+    result = score([truth(people, [0] * 5)], [found(people + [B], [0.9] * 5 + [0.27], [0] * 5 + [2])])
+    precision, recall, _ = result.totals()
+    assert precision == pytest.approx(5 / 6) and recall == 1.0
+    assert result.other_class_false_positives == 1 and result.map50 == 1.0  # AP only of classes with truth
+    below = score([truth(people, [0] * 5)], [found(people + [B], [0.9] * 5 + [0.2], [0] * 5 + [2])])
+    assert below.totals()[0] == 1.0  # under the threshold it is not counted
+
+
+def test_no_label_file_for_any_image_is_said_and_exits_1(tmp_path):
+    image = tmp_path / "dog.jpg"
+    image.write_bytes((MODEL_DATA / "samples" / "dog.jpg").read_bytes())
+    result = run_script("evaluate.py", "--model", "nothing.tflite", "--classes", str(MODEL_DATA / "coco.names"),
+                        "--images", str(image))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("evaluate.py: nothing evaluated: no label file for any image")
+
+
 def test_the_best_truth_taken_is_a_false_positive_as_in_darknet():
     """Darknet matches a detection to its highest-IoU truth only; if that one is taken, it is a false
     positive even when another truth overlaps it by more than 0.5."""

@@ -42,6 +42,9 @@ class Result:
     classes: list[ClassResult]   # the classes with ground truth
     class_count: int             # of the names file
     map50_95: float | None = None
+    # Detections above the score threshold of classes with no ground truth: false positives all,
+    # which Darknet's detector map counts in P and F1 too.
+    other_class_false_positives: int = 0
 
     @property
     def map50(self) -> float:
@@ -54,7 +57,7 @@ class Result:
     def totals(self) -> tuple[float, float, float]:
         """(precision, recall, F1) at the score threshold, over all classes."""
         tp = sum(c.true_positives for c in self.classes)
-        fp = sum(c.false_positives for c in self.classes)
+        fp = sum(c.false_positives for c in self.classes) + self.other_class_false_positives
         truths = sum(c.truths for c in self.classes)
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / truths if truths else 0.0
@@ -119,7 +122,8 @@ def evaluate(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], detections
         tp, fp = int((hits & above).sum()), int((~hits & above).sum())
         results.append(ClassResult(int(class_id), int(counts[class_id]), average_precision(hits, int(counts[class_id])),
                                    tp / (tp + fp) if tp + fp else 0.0, tp / counts[class_id], tp, fp))
-    return Result(len(detections), results, class_count)
+    unlabelled = int(((scores > threshold) & (counts[classes] == 0)).sum()) if len(classes) else 0
+    return Result(len(detections), results, class_count, other_class_false_positives=unlabelled)
 
 
 def coco_map(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], detections: list[Detections],
