@@ -109,12 +109,6 @@ def main() -> int:
         truths, zero_area = [datasets.Truth.empty(path) for path in images], 0  # the reference's detections
     else:
         truths, zero_area = datasets.darknet_truths(images, len(names))
-        if truths and not any(truth.labelled for truth in truths):
-            print(f"{plural(len(truths), 'image')}, none with a label file (exit status 1)", file=sys.stderr)
-            print(f"{os.path.basename(sys.argv[0])}: nothing evaluated: no label file for any image (Darknet's "
-                  f"layout: {datasets.label_path(truths[0].image)} for {truths[0].image})",
-                  file=sys.stderr)
-            return 1
     if zero_area:
         print(f"warning: {plural(zero_area, 'box')} of zero width or height left out of the ground truth (such a "
               "box can never be matched)", file=sys.stderr)
@@ -136,6 +130,13 @@ def main() -> int:
     if not result.images:  # every image named was unreadable: the summary, one line, exit status 1
         print(f"0 images, {len(result.unreadable)} unreadable (exit status 1)", file=sys.stderr)
         print(f"{os.path.basename(sys.argv[0])}: nothing evaluated: no image could be read", file=sys.stderr)
+        return 1
+    readable = [truth for truth in truths if truth.image not in result.unreadable]
+    if reference is None and args.coco is None and not any(truth.labelled for truth in readable):
+        first = readable[0].image
+        print(f"{plural(result.images, 'image')}, none with a label file (exit status 1)", file=sys.stderr)
+        print(f"{os.path.basename(sys.argv[0])}: nothing evaluated: no label file for any image (Darknet's layout: "
+              f"{datasets.label_path(first)} for {first})", file=sys.stderr)
         return 1
 
     source = (f"agreement with {args.reference} (its {result.objects} detections at {args.reference_threshold:g})"

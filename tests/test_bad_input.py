@@ -210,8 +210,8 @@ for _value in ("-1e-40,1e-40", "-1e300,1e300", "-inf,inf", "-1e-6,1e-6", "nan,1"
     case(f"quant: --output-range={_value}", fragments=("--output-range", _value))(
         lambda d, m, v=_value: [*QUANT, keras_model(d, m), "q.tflite", f"--output-range={v}"])
 
-for _value, _why in (("percentile:50", "above 50"), ("percentile:100.5", "at most 100"),
-                     ("percentile:-3", "above 50"), ("percentile:abc", "must be a number"),
+for _value, _why in (("percentile:50", "between 90 and 100"), ("percentile:100.5", "between 90 and 100"),
+                     ("percentile:50.001", "finds nothing"), ("percentile:-3", "between 90 and 100"), ("percentile:abc", "must be a number"),
                      ("kl", "not one of minmax"), ("mse:3", "only percentile takes a value")):
     case(f"quant: --calibration {_value}", fragments=("--calibration", _value, _why))(
         lambda d, m, v=_value: [*QUANT, keras_model(d, m), "q.tflite", "--calibration", v])
@@ -852,6 +852,93 @@ def _(d, m):
 @case("quant: --debug-layers 0", fragments=("--debug-layers must be at least 1",))
 def _(d, m):
     return [*QUANT, keras_model(d, m), "q.tflite", "--debug-layers", "0"]
+
+
+# ---- #34: crafted metadata, absurd sizes, label files, names -------------------------------------
+
+def model_with_metadata(d: Path, m: Models, payload: bytes, name: str = "crafted.tflite") -> str:
+    """The int8 model with its embedded YOLO metadata replaced by ``payload``."""
+    from utils.tflite import model as tflite_model
+    from utils.yolo.meta import METADATA_NAME
+    crafted = tflite_model.load(m.tflite)
+    tflite_model.set_metadata(crafted, METADATA_NAME, payload)
+    tflite_model.save(crafted, d / name)
+    return name
+
+
+def edited_metadata(d: Path, m: Models, **changes) -> str:
+    from utils.tflite import model as tflite_model
+    from utils.yolo.meta import METADATA_NAME
+    data = json.loads(tflite_model.read_metadata(m.tflite.read_bytes(), METADATA_NAME))
+    return model_with_metadata(d, m, json.dumps({**data, **changes}).encode())
+
+
+_CRAFTED = {
+    "extras is a string": (lambda d, m: edited_metadata(d, m, extras="x"), ("extras must be an object",)),
+    "output_range of strings": (lambda d, m: edited_metadata(d, m, output_range=["a", "b"]),
+                                ("output_range must be null or two numbers",)),
+    "nested 100000 deep": (lambda d, m: model_with_metadata(d, m, b"[" * 100000 + b"]" * 100000), ("nested too deeply",)),
+    "not UTF-8": (lambda d, m: model_with_metadata(d, m, b'{"classes": "\xff\xfe"}'), ("not UTF-8",)),
+    "classes is a string": (lambda d, m: edited_metadata(d, m, classes="80"), ("classes must be a whole number",)),
+    "an unknown post-process key": (lambda d, m: edited_metadata(d, m, extras={"detection_outputs": {"nms": 1}}),
+                                    ("extras.detection_outputs", "unknown settings ['nms']")),
+}
+for _what, (_build, _fragments) in _CRAFTED.items():
+    case(f"infer: crafted metadata, {_what}", fragments=("crafted.tflite", *_fragments))(
+        lambda d, m, b=_build: [*INFER, "--model", b(d, m), "--classes", names(d), "--image", photo(d)])
+    case(f"evaluate: crafted metadata, {_what}", fragments=("crafted.tflite", *_fragments))(
+        lambda d, m, b=_build: [*EVALUATE, "--model", b(d, m), "--reference", model(d, m), "--classes", names(d),
+                                "--images", photo(d)])
+
+
+@case("convert: width=height=100000 needs more memory than the machine has",
+      fragments=("tiny.cfg line 8: [net]", "100000x100000", "more than this machine's"))
+def _(d, m):
+    edited_cfg(d, "width=416\nheight=416", "width=100000\nheight=100000")
+    return [*CONVERT, "tiny.cfg", weights(d, m), "out.h5"]
+
+
+def huge_tflite(d: Path, m: Models) -> str:
+    from utils.tflite import model as tflite_model
+    huge = tflite_model.load(m.tflite)
+    graph = huge.subgraphs[0]
+    graph.tensors[graph.inputs[0]].shape = np.array([1, 100000, 100000, 3], np.int32)
+    tflite_model.save(huge, d / "huge.tflite")
+    return "huge.tflite"
+
+
+@case("infer: a model whose input is 100000x100000", fragments=("huge.tflite", "more than this machine's"))
+def _(d, m):
+    return [*INFER, "--model", huge_tflite(d, m), "--classes", names(d), "--image", photo(d)]
+
+
+@case("quant: a Keras model whose input is 100000x100000", fragments=("huge.h5", "more than this machine's"))
+def _(d, m):
+    import keras
+    inputs = keras.Input((100000, 100000, 3), batch_size=1)
+    keras.Model(inputs, keras.layers.Conv2D(16, 3, padding="same")(inputs)).save(d / "huge.h5")
+    return [*QUANT, "huge.h5", "q.tflite"]
+
+
+@case("infer: --save-txt into the directory of the ground-truth labels", fragments=("dog.txt", "never replaces"))
+def _(d, m):
+    photo(d, "set/dog.jpg")
+    (d / "set" / "dog.txt").write_text("16 0.5 0.5 0.2 0.2\n")
+    return infer(d, m, "--image", "set", "--save-txt", "set")
+
+
+@case("infer: --output for images on a read-only file system, before any detection",
+      fragments=("ro/out", "Read-only file system"), needs="root")
+def _(d, m):
+    mount(d / "ro", "size=1m,ro")
+    return infer(d, m, "--image", photo(d), photo(d, "b.jpg", "person.jpg"), "--output", "ro/out")
+
+
+@case("infer: a class name holding U+2028 is one name, as Darknet reads it", status=0,
+      fragments=("dog.jpg:",))
+def _(d, m):
+    text = (MODEL_DATA / "coco.names").read_text().replace("person\n", "per\u2028son\n")
+    return [*INFER, "--model", model(d, m), "--classes", names(d, text), "--image", photo(d)]
 
 
 # ---- the runner ----------------------------------------------------------------------------------

@@ -122,3 +122,15 @@ def test_a_bad_argument_is_one_user_error(int8_model, arguments, message):
     with pytest.raises(UserError) as error:
         Detector(int8_model, **arguments)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_keras_detector_prints_nothing(model_factory, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    h5 = model_factory("tiny_keep")
+    result = subprocess.run([sys.executable, "-c", "import sys; from utils.yolo.detector import Detector; "
+                             "Detector(sys.argv[1]).close()", str(h5)], cwd=ROOT, capture_output=True, text=True,
+                            env={k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert result.returncode == 0 and result.stderr == "" and result.stdout == "", result.stderr

@@ -439,3 +439,25 @@ def test_device_all_leaves_out_a_device_that_never_comes_up(request, runtime, co
     assert lines[0] == ("Edge TPU usb:1: its first invoke failed (Deadline exceeded: USB transfer error 2 "
                         "[LibUsbDataOutCallback]); it is reopened in the background")
     assert all(line.startswith("Edge TPU usb:1: gave up after 2 attempts") for line in lines[1:]) and len(lines) <= 2
+
+
+def test_a_device_named_twice_is_refused(compiled, standin_edgetpu, monkeypatch):
+    from utils.errors import UserError
+    from utils.testing import standin
+    from utils.yolo.detector import Detector
+    for name, value in standin.environment(standin_edgetpu, "usb,usb").items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match=r"--device usb,usb:0: usb and usb:0 are the same Edge TPU \(/standin/usb/0\)"):
+        Detector(compiled, edge_tpu=True, device="usb,usb:0")
+
+
+@pytest.mark.parametrize("runtime", ["litert"])
+def test_reconnect_0_says_the_device_is_not_reopened(request, runtime, compiled, standin_edgetpu, healthy):
+    result, records = run_faulty(request, runtime, compiled, standin_edgetpu, "usb", "0@8+inf", "--video", str(CLIP),
+                                 "--reconnect", "0")
+    assert result.returncode == 1, result.stderr
+    check_complete(records, healthy, 6)
+    lines = events(result.stderr)
+    assert len(lines) == 2 and lines[0].endswith("closed it, and it is not reopened (reconnect 0)"), lines
+    assert lines[1] == "Edge TPU usb:0 failed (reconnect 0: not reopened); stopped after 6 frames (exit status 1)"
+    assert "frames wait" not in result.stderr and "gave up after 0" not in result.stderr

@@ -70,11 +70,11 @@ def test_a_detection_of_a_class_without_truth_is_a_false_positive_in_the_totals(
     assert below.totals()[0] == 1.0  # under the threshold it is not counted
 
 
-def test_no_label_file_for_any_image_is_said_and_exits_1(tmp_path):
+def test_no_label_file_for_any_image_is_said_and_exits_1(tmp_path, model_factory):
     image = tmp_path / "dog.jpg"
     image.write_bytes((MODEL_DATA / "samples" / "dog.jpg").read_bytes())
-    result = run_script("evaluate.py", "--model", "nothing.tflite", "--classes", str(MODEL_DATA / "coco.names"),
-                        "--images", str(image))
+    result = run_script("evaluate.py", "--model", str(model_factory("tiny_keep_int8", [], [])), "--classes",
+                        str(MODEL_DATA / "coco.names"), "--images", str(image))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("evaluate.py: nothing evaluated: no label file for any image")
 

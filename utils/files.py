@@ -38,6 +38,12 @@ def read_text(path: str | os.PathLike, what: str) -> str:
         raise UserError(f"{what} {path}: cannot read ({error.strerror})") from None
 
 
+def darknet_lines(text: str) -> list[str]:
+    """``text`` split as Darknet's fgetl reads it: at ``\n`` only (a trailing ``\r`` dropped), so a
+    Unicode line separator (U+2028, U+0085) inside a name stays part of it."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def _identity(path: Path) -> tuple:
     """What makes two names the same file: (device, inode) when it exists, else the resolved path."""
     try:

@@ -1,6 +1,8 @@
 """What a benchmark says about the machine it ran on (timings differ between CPUs: name it)."""
 from __future__ import annotations
 
+import math
+import os
 import platform
 from pathlib import Path
 
@@ -58,3 +60,27 @@ def peak_memory_mib() -> float | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # macOS counts bytes, Linux KiB
+
+
+def memory_bytes() -> int | None:
+    """The machine's physical memory, or None where it cannot be read."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_problem(needed: int, what: str) -> str | None:
+    """Why ``needed`` bytes for ``what`` cannot fit in this machine's memory, or None."""
+    total = memory_bytes()
+    if total is None or needed <= total:
+        return None
+    return (f"{what} needs {needed / 2**30:.1f} GiB for one image, more than this machine's "
+            f"{total / 2**30:.1f} GiB of memory")
+
+
+def activation_bytes(shapes, itemsize: int = 4) -> int:
+    """A floor on the memory one forward pass needs: its largest layer's input and output at once
+    (``shapes``: every layer's output shape; unknown dimensions count as 1)."""
+    largest = max((math.prod(d or 1 for d in shape) for shape in shapes), default=0)
+    return 2 * largest * itemsize

@@ -9,7 +9,9 @@ import keras
 from utils.darknet.builder import build_model
 from utils.darknet.cfg import Section
 from utils.darknet.weights import ConvWeights
+from utils.errors import UserError
 from utils.files import atomic_outputs
+from utils.machine import activation_bytes, memory_problem
 from utils.yolo.meta import YoloMeta, format_anchors, sidecar_paths
 
 
@@ -55,6 +57,10 @@ def convert(sections: list[Section], weights: list[ConvWeights], input_size: tup
             leaky: str, output: Path, resize: tuple[str, str] = ("letterbox", "default")) -> ConversionReport:
     """Build and save; ``resize`` is the model's (mode, why), recorded in its metadata."""
     model, meta = build_model(sections, weights, input_size, leaky)
+    problem = memory_problem(activation_bytes(layer.output.shape[1:] for layer in model.layers),
+                             f"input size {input_size[0]}x{input_size[1]}")
+    if problem:
+        raise UserError(f"{sections[0].where('width')}: {problem}; use a smaller width and height (or --input-size)")
     meta.resize = resize[0]
     sidecars = save_model(model, meta, output)
     return ConversionReport(output, sidecars, len(sections) - 1, model.count_params(),

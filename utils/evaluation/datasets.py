@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import UserError
-from utils.files import atomic_output, check_output, check_writable, read_text, require_file
+from utils.files import atomic_output, check_output, check_writable, darknet_lines, read_text, require_file
 from utils.media.images import find_image_entries
 
 _LABEL_DIRECTORIES = (("/images/", "/labels/"), ("/JPEGImages/", "/labels/"), ("\\images\\", "\\labels\\"))
@@ -108,7 +108,7 @@ def image_list(path: Path) -> list[Path]:
     """The images named in a Darknet list file (``valid=``), one per line, relative to the working
     directory as Darknet reads them, else to the list's own directory."""
     paths = []
-    for line in read_text(path, "image list").splitlines():
+    for line in darknet_lines(read_text(path, "image list")):
         if line.strip():
             name = Path(line.strip())
             paths.append(name if name.is_absolute() or name.exists() else path.parent / name)
@@ -121,7 +121,7 @@ def read_data_file(path: Path, images: str = "valid") -> tuple[Path, Path]:
     """(image list, ``names`` file) of a Darknet ``.data`` file; ``images`` is the list's key
     (``valid`` to score, ``train`` to calibrate)."""
     options = {}
-    for line in read_text(path, "data file").splitlines():
+    for line in darknet_lines(read_text(path, "data file")):
         key, _, value = line.partition("=")
         if _ and not line.lstrip().startswith("#"):
             options[key.strip()] = value.strip()

@@ -48,7 +48,8 @@ class Fidelity:
                 f"  strict (score >= 0.30, IoU >= 0.9, |dscore| <= 0.03): {self.strict_matched}/{self.strict_total} matched\n"
                 f"  loose  (score >= 0.35, IoU >= 0.5):                   {self.loose_matched}/{self.loose_total} matched, "
                 f"{self.extras} extra\n"
-                f"  mean |dscore| of loose matches: {self.mean_delta:.4f}")
+                + (f"  mean |dscore| of loose matches: {self.mean_delta:.4f}" if self.score_deltas
+                   else "  mean |dscore|: no loose match to measure it on"))
 
 
 def _matches(reference: Detections, candidate: Detections, min_iou: float,

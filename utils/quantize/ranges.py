@@ -22,6 +22,7 @@ BINS = 2048
 SAMPLED_VALUES = 1 << 18  # a larger tensor adds every k-th value per image: a few million values per tensor in all
 DEFAULT_PERCENTILE = 99.99
 METHODS = ("minmax", "percentile", "mse")
+MIN_PERCENTILE = 90.0
 # bench/defaults.py cross-validates over four image sources: no method stays within 0.005 mAP@0.5 of
 # the best everywhere (another 10 calibration crops move a cell by up to 0.05); mse has the smallest
 # worst case and the best mean at 0.5 (README, "Choosing the quantizer's defaults").
@@ -43,7 +44,7 @@ class Method:
 
 
 def parse_method(text: str) -> Method:
-    """``minmax``, ``percentile[:P]`` (50 < P <= 100) or ``mse``; ValueError with the reason otherwise."""
+    """``minmax``, ``percentile[:P]`` (90 <= P <= 100) or ``mse``; ValueError with the reason otherwise."""
     name, _, value = text.strip().lower().partition(":")
     if name not in METHODS:
         raise ValueError(f"'{text}' is not one of minmax, percentile[:P], mse")
@@ -55,8 +56,9 @@ def parse_method(text: str) -> Method:
         percentile = float(value) if value else DEFAULT_PERCENTILE
     except ValueError:
         raise ValueError(f"'{text}': the percentile must be a number, as in percentile:99.99") from None
-    if not 50 < percentile <= 100:
-        raise ValueError(f"'{text}': the percentile must be above 50 and at most 100")
+    if not MIN_PERCENTILE <= percentile <= 100:
+        raise ValueError(f"'{text}': the percentile must be between {MIN_PERCENTILE:g} and 100 (below, more than a "
+                         "tenth of each tensor's values are clipped: percentile:50.001 finds nothing)")
     return Method(name, percentile)
 
 
@@ -82,7 +84,7 @@ def calibration_argument(text: str) -> Method | str:
 
 
 CALIBRATION_HELP = ("activation ranges: minmax (the calibration set's min and max), percentile[:P] (each tensor's "
-                    f"Pth percentile, 50 < P <= 100; default {DEFAULT_PERCENTILE:g}) or mse (the range with the "
+                    f"Pth percentile, 90 <= P <= 100; default {DEFAULT_PERCENTILE:g}) or mse (the range with the "
                     "least quantization error)")
 
 

@@ -180,4 +180,5 @@ def run_on(device: Device[Worker], job: Callable[[Worker], Result], failed_on: l
             if cancel.is_set():
                 raise Cancelled(device.label)
             raise DeviceError(f"{device.title} failed and did not come back "
-                              f"({device.policy.reconnect} reconnect attempts)")
+                              f"({device.policy.reconnect} reconnect attempts)" if device.policy.reconnect
+                              else f"{device.title} failed (reconnect 0: not reopened)")

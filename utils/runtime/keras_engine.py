@@ -11,13 +11,24 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import UserError
+from utils.machine import activation_bytes, memory_problem
 from utils.runtime.tensors import TensorInfo
 
 SUFFIXES = (".h5", ".keras")
 
 
 def load_keras_model(path: Path):
-    """The Keras model at ``path`` (``.h5`` or ``.keras``, in any letter case)."""
+    """The Keras model at ``path`` (``.h5`` or ``.keras``, in any letter case); refused when one image
+    through it needs more memory than the machine has."""
+    model = _load(path)
+    problem = memory_problem(activation_bytes(layer.output.shape[1:] for layer in model.layers
+                                              if hasattr(layer, "output")), f"input {list(model.inputs[0].shape[1:])}")
+    if problem:
+        raise UserError(f"model {path}: {problem}")
+    return model
+
+
+def _load(path: Path):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up lines are not ours to print
     from utils.console import native_stderr_hidden
     with native_stderr_hidden():

@@ -143,6 +143,17 @@ def custom_op_options(data: bytes, name: str) -> dict | None:
     return None
 
 
+_ITEM_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 11: 16}  # TensorType -> bytes (else 4)
+
+
+def tensor_shapes(data: bytes) -> list[tuple[list[int], int]]:
+    """(shape, bytes per element) of every tensor of the main subgraph."""
+    graph = root(data).nodes(MODEL["subgraphs"])[0]
+    return [(tensor.vector(TENSOR["shape"]).tolist(), _ITEM_BYTES.get(tensor.scalar(TENSOR["type"],
+                                                                                     flatbuffers.number_types.Int8Flags), 4))
+            for tensor in graph.nodes(SUBGRAPH["tensors"])]
+
+
 def is_compiled_for_edgetpu(data: bytes) -> bool:
     """True when the model holds an ``edgetpu-custom-op`` (output of edgetpu_compiler)."""
     return EDGETPU_CUSTOM_OP in custom_ops(data)

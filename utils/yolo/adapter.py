@@ -45,13 +45,13 @@ def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
         own = YoloMeta.from_json(raw, f"model {engine.path}")
     else:
         own = load_meta_file(sidecar) if sidecar.is_file() else None
+    try:
+        post = own and PostProcess.of(own)
+    except UserError as error:
+        raise UserError(f"model {engine.path}: {error}") from None
     input_size = (engine.input.shape[2], engine.input.shape[1])
     if has_detection_outputs(engine):  # its heads are inside: only its own metadata can describe them
-        try:
-            post = own and PostProcess.of(own)
-        except UserError as error:
-            raise UserError(f"model {engine.path}: {error}") from None
-        if post is None:
+        if not post:
             raise UserError(f"model {engine.path}: detection outputs (boxes, classes, scores, count) without the "
                             "metadata keras_to_tflite_quant.py embeds; this toolkit runs the models it wrote")
         options = tflite_model.custom_op_options(engine.data, DETECTION_POST_PROCESS) or {}

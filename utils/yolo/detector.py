@@ -22,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 
 from utils.errors import UserError
-from utils.files import read_text
+from utils.files import darknet_lines, read_text
 from utils.runtime.device import Cancelled, Device, run_on
 from utils.runtime.device_pool import spread
 from utils.runtime.edgetpu import device_path, parse_devices
@@ -46,7 +46,7 @@ RUNTIME_CHOICES = ("auto", "litert", "tflite_runtime", "tensorflow")
 
 
 def read_class_names(path: str | Path) -> list[str]:
-    names = [line.strip() for line in read_text(path, "classes").splitlines() if line.strip()]
+    names = [line.strip() for line in darknet_lines(read_text(path, "classes")) if line.strip()]
     if not names:
         raise UserError(f"classes {path}: no class names in it")
     return names
@@ -119,6 +119,11 @@ class Detector:
             raise UserError(problem)
         names = read_class_names(classes) if classes is not None else None
         device_names = parse_devices(device) if edge_tpu else [None]
+        paths = [device_path(name) if edge_tpu else None for name in device_names]  # before a device can drop
+        for i, path in enumerate(paths):
+            if path is not None and path in paths[:i]:
+                raise UserError(f"--device {device}: {device_names[paths.index(path)]} and {device_names[i]} are the "
+                                f"same Edge TPU ({path}); name each device once")
         # Each Edge TPU's first invoke is run by its Device, inside the fault policy.
         self.engine = open_engine(model, runtime, threads, kernels, edge_tpu, device_names[0], warm=not edge_tpu)
         self.meta = model_meta(self.engine, anchors)
@@ -142,7 +147,6 @@ class Detector:
             return YoloAdapter(engine, self.meta)
         self.policy = FaultPolicy(reconnect=reconnect)
         report = on_event or (lambda line: print(line, file=sys.stderr, flush=True))
-        paths = [device_path(name) if edge_tpu else None for name in device_names]  # before a device can drop
         self.devices = [Device(name, open_adapter, self.policy, report, edge_tpu, path)
                         for name, path in zip(device_names, paths)]
         post = PostProcess.of(self.meta)
