@@ -15,9 +15,7 @@ seeds, and the range of strict counts is printed: differences inside it are nois
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
 from utils.evaluation import fidelity
 from utils.media.images import read_image  # noqa: E402
 from utils.quantize import edgetpu_check  # noqa: E402
+from utils.testing import model_cache  # noqa: E402
 from utils.testing.darknet_reference import reference_photos as sample_paths  # noqa: E402
 from utils.yolo.adapter import postprocess  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
@@ -68,32 +67,27 @@ def main() -> int:
     images = [read_image(p) for p in paths]
     samples, reps = ("8", 5) if args.tiny else ("100", 50)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for leaky in ("keep", "prelu"):
-            h5 = Path(tmp) / f"tiny_{leaky}.h5"
-            subprocess.run([sys.executable, "convert.py", str(ROOT / "model_data" / "yolov3-tiny.cfg"), str(weights),
-                            str(h5), "--leaky", leaky], cwd=ROOT, check=True, capture_output=True)
-            model = keras.models.load_model(h5, compile=False)
-            meta = load_meta_file(sidecar_paths(h5)[0])
-            reference = {i: fidelity.keras_detect(model, meta, image) for i, image in enumerate(images)}
-            for fixed in (True, False):
-                out = Path(tmp) / f"tiny_{leaky}_{'fixed' if fixed else 'calibrated'}.tflite"
-                subprocess.run([sys.executable, "keras_to_tflite_quant.py", str(h5), str(out), "--dataset",
-                                *map(str, paths), "--num-samples", samples] + ([] if fixed else ["--no-fixed-range"]),
-                               cwd=ROOT, check=True, capture_output=True)
-                detector = Detector(out, threads=2)
-                report = fidelity.Fidelity()
+    for leaky in ("keep", "prelu"):
+        h5 = model_cache.built(ROOT / "model_data" / "yolov3-tiny.cfg", weights, ["--leaky", leaky])
+        model = keras.models.load_model(h5, compile=False)
+        meta = load_meta_file(sidecar_paths(h5)[0])
+        reference = {i: fidelity.keras_detect(model, meta, image) for i, image in enumerate(images)}
+        for fixed in (True, False):
+            out = model_cache.built(ROOT / "model_data" / "yolov3-tiny.cfg", weights, ["--leaky", leaky],
+                                    ["--num-samples", samples] + ([] if fixed else ["--no-fixed-range"]), paths)
+            detector = Detector(out, threads=2)
+            report = fidelity.Fidelity()
+            for i, image in enumerate(images):
+                fidelity.add_image(report, reference[i], detector.detect(image))
+            noise = []
+            for seed in range(JITTERS):
+                jitter = fidelity.Fidelity()
                 for i, image in enumerate(images):
-                    fidelity.add_image(report, reference[i], detector.detect(image))
-                noise = []
-                for seed in range(JITTERS):
-                    jitter = fidelity.Fidelity()
-                    for i, image in enumerate(images):
-                        fidelity.add_image(jitter, reference[i], jittered(detector, image, seed))
-                    noise.append(jitter.strict_matched)
-                mapped = edgetpu_check.check(out).all_mapped
-                rows.append((leaky, "fixed [-6, 10]" if fixed else "calibrated", report, (min(noise), max(noise)),
-                             frame_ms(detector, images[0], reps), mapped))
+                    fidelity.add_image(jitter, reference[i], jittered(detector, image, seed))
+                noise.append(jitter.strict_matched)
+            mapped = edgetpu_check.check(out).all_mapped
+            rows.append((leaky, "fixed [-6, 10]" if fixed else "calibrated", report, (min(noise), max(noise)),
+                         frame_ms(detector, images[0], reps), mapped))
     print(f"int8 fidelity against the float model, {len(images)} photos ({', '.join(p.name for p in paths)}), "
           f"{time.strftime('%Y-%m-%d')}" + (" (tiny mode)" if args.tiny else ""))
     print(f"{'activation':10} {'head range':15} {'strict':>9} {'jittered':>8} {'loose':>9} {'extra':>5} "

@@ -15,7 +15,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from itertools import combinations
 from pathlib import Path
@@ -30,6 +29,7 @@ from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
 from utils.machine import cpu_description  # noqa: E402
 from utils.media.images import read_image  # noqa: E402
 from utils.runtime.interpreters import KERNELS  # noqa: E402
+from utils.testing import model_cache  # noqa: E402
 from utils.testing.darknet_reference import reference_photos  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
 from utils.yolo.nms import iou_matrix  # noqa: E402
@@ -91,35 +91,31 @@ def main() -> int:
     print(f"Kernel sets on int8 Tiny YOLOv3, {len(images)} photos ({', '.join(p.name for p in paths)}); "
           f"{cpu_description()}, {time.strftime('%Y-%m-%d')}{' (tiny mode)' if args.tiny else ''}")
     print(f"{'model':8} {'kernels':10} {'detections':>10} {'vs float':>9} {'invoke ms':>9}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for leaky in ("keep", "prelu"):
-            h5, int8, float_model = (Path(tmp) / f"{leaky}{suffix}" for suffix in (".h5", ".tflite", "_float.tflite"))
-            run = lambda *command: subprocess.run([sys.executable, *command], cwd=ROOT, check=True,  # noqa: E731
-                                                  capture_output=True)
-            run("convert.py", str(ROOT / "model_data" / "yolov3-tiny.cfg"), str(weights), str(h5), "--leaky", leaky)
-            run("keras_to_tflite_quant.py", str(h5), str(int8), "--dataset", *map(str, paths), "--num-samples", samples)
-            run("keras_to_tflite_quant.py", str(h5), str(float_model), "--float")
-            reference = Detector(float_model, threshold=MIN_SCORE, threads=2, kernels="builtin")
-            truth = [reference.detect(image) for image in images]
-            found = {}
-            for kernels in KERNELS:
-                detector = Detector(int8, threshold=MIN_SCORE, threads=2, kernels=kernels)
-                found[kernels] = [detector.detect(image) for image in images]
-                invoke = np.median([detector.detect_timed(images[0])[1].invoke for _ in range(reps)])
-                count = sum(len(d) for d in found[kernels])
-                lost, _ = moved(truth, found[kernels])
-                print(f"{leaky:8} {kernels:10} {count:>10} {lost:>9} {invoke:9.2f}")
-            alone = tflite_runtime_run(int8, paths)
-            if alone is None:
-                print(f"{leaky:8} tflite_runtime: not measured ({TFLITE_RUNTIME_PYTHON.parents[1]} not installed)")
-            else:
-                same = [[[d["class_id"], d["score"], d["box"]] for d in image] for image in alone[0]] == \
-                    [as_json(d) for d in found["builtin"]]
-                print(f"{leaky:8} {'tflite_runtime 2.14 (builtin)':30} invoke {alone[1]:.2f} ms; detections "
-                      f"{'identical to' if same else 'DIFFERENT from'} LiteRT's builtin kernels")
-            for a, b in combinations(KERNELS, 2):
-                count, change = moved(found[a], found[b])
-                print(f"{leaky:8} {a} vs {b}: {count} detections move; the others' scores change by up to {change:.3f}")
+    for leaky in ("keep", "prelu"):
+        cfg, convert_args = ROOT / "model_data" / "yolov3-tiny.cfg", ["--leaky", leaky]
+        int8 = model_cache.built(cfg, weights, convert_args, ["--num-samples", samples], paths)
+        float_model = model_cache.built(cfg, weights, convert_args, ["--float"])
+        reference = Detector(float_model, threshold=MIN_SCORE, threads=2, kernels="builtin")
+        truth = [reference.detect(image) for image in images]
+        found = {}
+        for kernels in KERNELS:
+            detector = Detector(int8, threshold=MIN_SCORE, threads=2, kernels=kernels)
+            found[kernels] = [detector.detect(image) for image in images]
+            invoke = np.median([detector.detect_timed(images[0])[1].invoke for _ in range(reps)])
+            count = sum(len(d) for d in found[kernels])
+            lost, _ = moved(truth, found[kernels])
+            print(f"{leaky:8} {kernels:10} {count:>10} {lost:>9} {invoke:9.2f}")
+        alone = tflite_runtime_run(int8, paths)
+        if alone is None:
+            print(f"{leaky:8} tflite_runtime: not measured ({TFLITE_RUNTIME_PYTHON.parents[1]} not installed)")
+        else:
+            same = [[[d["class_id"], d["score"], d["box"]] for d in image] for image in alone[0]] == \
+                [as_json(d) for d in found["builtin"]]
+            print(f"{leaky:8} {'tflite_runtime 2.14 (builtin)':30} invoke {alone[1]:.2f} ms; detections "
+                  f"{'identical to' if same else 'DIFFERENT from'} LiteRT's builtin kernels")
+        for a, b in combinations(KERNELS, 2):
+            count, change = moved(found[a], found[b])
+            print(f"{leaky:8} {a} vs {b}: {count} detections move; the others' scores change by up to {change:.3f}")
     print(f"('vs float': detections >= {MIN_SCORE} in one of the int8 and float models without a same-class "
           f"match at IoU >= {MIN_IOU} in the other)")
     return 0

@@ -16,7 +16,6 @@ that follow it (their data and code are no longer in the CPU's caches).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from utils.console import quiet_libraries  # noqa: E402
 from utils.darknet.fetch_weights import fetch_weights  # noqa: E402
 from utils.machine import cpu_description  # noqa: E402
 from utils.media import streams  # noqa: E402
+from utils.testing import model_cache  # noqa: E402
 from utils.yolo.adapter import postprocess  # noqa: E402
 from utils.yolo.detector import Detector  # noqa: E402
 from utils.yolo.draw import draw_detections  # noqa: E402
@@ -109,12 +109,9 @@ def main() -> int:
     frames = 60 if args.tiny else 600
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        h5, int8, video = work / "m.h5", work / "m.tflite", work / "v.avi"
-        run = lambda *command: subprocess.run([sys.executable, *command], cwd=ROOT, check=True,  # noqa: E731
-                                              capture_output=True)
-        run("convert.py", str(ROOT / "model_data" / "yolov3-tiny.cfg"), str(fetch_weights(log=lambda m: None)), str(h5))
-        run("keras_to_tflite_quant.py", str(h5), str(int8), "--dataset", str(ROOT / "model_data" / "samples"),
-            *(["--num-samples", "8"] if args.tiny else []))
+        video = work / "v.avi"
+        int8 = model_cache.built(ROOT / "model_data" / "yolov3-tiny.cfg", fetch_weights(log=lambda m: None), [],
+                                 ["--num-samples", "8"] if args.tiny else [], sorted((ROOT / "model_data" / "samples").glob("*.jpg")))
         make_video(video, frames)
         print(f"Video loop, {frames} frames 768x576 MJPEG, int8 Tiny YOLOv3, LiteRT 2 threads; {cpu_description()}, "
               f"{time.strftime('%Y-%m-%d')}{' (tiny mode)' if args.tiny else ''}")

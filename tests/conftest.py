@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MODEL_DATA = ROOT / "model_data"
 
-import model_cache  # noqa: E402
+from utils.testing import model_cache  # noqa: E402
 from utils.testing.darknet_reference import reference_photos  # noqa: E402
 
 
@@ -131,20 +131,10 @@ def model_factory(build_dir, weights, tiny_cfg, tmp_path_factory):
     calibration = [str(p) for p in sample_paths()]
 
     def converted(cfg: Path, weights_path: Path, convert_args) -> Path:
-        key = model_cache.key_of("convert", model_cache.file_digest(cfg), model_cache.file_digest(weights_path),
-                                 tuple(convert_args))
-        return model_cache.fetch(root, key, lambda d: run_script(
-            "convert.py", str(cfg), str(weights_path), str(d / "model.h5"), *convert_args, check=True))
+        return model_cache.converted(root, cfg, weights_path, convert_args)
 
     def quantized(h5_entry: Path, quant_args) -> Path:
-        key = model_cache.key_of("quantize", h5_entry.name, tuple(quant_args),
-                                 tuple(model_cache.file_digest(Path(p)) for p in calibration))
-
-        def build(directory: Path) -> None:
-            result = run_script("keras_to_tflite_quant.py", str(h5_entry / "model.h5"), str(directory / "model.tflite"),
-                                "--dataset", *calibration, *quant_args, check=True)
-            (directory / "model.stdout").write_text(result.stdout)
-        return model_cache.fetch(root, key, build)
+        return model_cache.quantized(root, h5_entry, quant_args, calibration)
 
     def make(name: str, convert_args=(), quant_args=None, cfg: Path | None = None,
              weights_path: Path | None = None) -> Path:

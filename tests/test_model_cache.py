@@ -2,7 +2,7 @@
 import os
 import time
 
-import model_cache
+from utils.testing import model_cache
 
 
 def test_prune_keeps_the_recent_within_the_cap_and_builds_under_way(tmp_path):

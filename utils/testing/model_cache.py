@@ -1,4 +1,5 @@
-"""Built test models, kept between runs: each keyed by the hash of the code and the inputs that made it.
+"""Built models for tests and benches, kept between runs: each keyed by the hash of the code and the
+inputs that made it.
 
 Converting and quantizing the same few models dominated the suite's time. A model is built once by
 the real scripts (``convert.py``, ``keras_to_tflite_quant.py``) in a child process, stored under
@@ -15,6 +16,8 @@ import fcntl
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,17 +25,19 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CODE = ("convert.py", "keras_to_tflite_quant.py")
 LIBRARIES = ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "numpy", "h5py", "opencv-python-headless")
 KEEP_DAYS = 3  # entries unused for longer are removed at the start of a session
 KEEP_BYTES = 4 << 30  # and the least recently used beyond this (one code version's models take ~1.9 GiB)
 
 
-def cache_root(session_dir: Path) -> Path:
+def cache_root(session_dir: Path | None = None) -> Path:
+    """Where built models are kept; with ``TINYYOLO_TEST_CACHE=off``, in ``session_dir`` (or a new
+    temporary directory), so nothing outlives the run."""
     setting = os.environ.get("TINYYOLO_TEST_CACHE", "")
     if setting == "off":
-        return session_dir / "model-cache"
+        return (session_dir or Path(tempfile.mkdtemp(prefix="tinyyolo-models-"))) / "model-cache"
     if setting:
         return Path(setting)
     from utils.darknet.fetch_weights import cache_dir
@@ -124,3 +129,39 @@ def prune(root: Path, keep_days: float = KEEP_DAYS, keep_bytes: int = KEEP_BYTES
             break
         total -= _size(entry)
         shutil.rmtree(entry, ignore_errors=True)
+
+
+def _script(*args: object) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def converted(root: Path, cfg: Path, weights: Path, convert_args=()) -> Path:
+    """The entry holding ``model.h5`` (and its sidecars) that ``convert.py CFG WEIGHTS … ARGS`` writes."""
+    key = key_of("convert", file_digest(cfg), file_digest(weights), tuple(convert_args))
+    return fetch(root, key, lambda d: _script("convert.py", cfg, weights, d / "model.h5", *convert_args))
+
+
+def quantized(root: Path, h5_entry: Path, quant_args=(), calibration=()) -> Path:
+    """The entry holding ``model.tflite`` (and what the quantizer printed, ``model.stdout``) that
+    ``keras_to_tflite_quant.py`` writes from ``h5_entry``'s model with ``--dataset CALIBRATION … ARGS``."""
+    key = key_of("quantize", h5_entry.name, tuple(quant_args), tuple(file_digest(Path(p)) for p in calibration))
+
+    def build(directory: Path) -> None:
+        dataset = ["--dataset", *calibration] if calibration else []
+        result = _script("keras_to_tflite_quant.py", h5_entry / "model.h5", directory / "model.tflite", *dataset,
+                         *quant_args)
+        (directory / "model.stdout").write_text(result.stdout)
+    return fetch(root, key, build)
+
+
+def built(cfg: Path, weights: Path, convert_args=(), quant_args=None, calibration=()) -> Path:
+    """For benches: ``convert.py``'s model (``quant_args`` None) or ``keras_to_tflite_quant.py``'s, from the cache."""
+    root = cache_root()
+    entry = converted(root, cfg, weights, convert_args)
+    if quant_args is None:
+        return entry / "model.h5"
+    return quantized(root, entry, quant_args, calibration) / "model.tflite"
