@@ -889,6 +889,8 @@ for _what, (_build, _fragments) in _CRAFTED.items():
     case(f"evaluate: crafted metadata, {_what}", fragments=("crafted.tflite", *_fragments))(
         lambda d, m, b=_build: [*EVALUATE, "--model", b(d, m), "--reference", model(d, m), "--classes", names(d),
                                 "--images", photo(d)])
+    case(f"fidelity report: crafted metadata, {_what}", fragments=("crafted.tflite", *_fragments))(
+        lambda d, m, b=_build: ["-m", "utils.fidelity", b(d, m), model(d, m), "--images", photo(d)])
 
 
 @case("convert: width=height=100000 needs more memory than the machine has",

@@ -27,6 +27,12 @@ def test_fidelity_counts():
     assert "strict" in report.format() and "1 extra" in report.format()
 
 
+def test_no_loose_match_is_not_shown_as_a_perfect_score():
+    report = Fidelity()
+    add_image(report, dets([(16, 0.56, [130, 187, 369, 517])]), dets([]))  # percentile:50.001 found nothing
+    assert "no loose match to measure it on" in report.format() and "0.0000" not in report.format()
+
+
 @pytest.mark.slow
 def test_benchmark_tiny_mode():
     result = run_script("bench/bench.py", "--tiny", check=True)

@@ -378,3 +378,21 @@ def test_readers_fed_as_they_feed_themselves_agree_with_the_toolkit(task_library
                 assert scores[name][0] >= 0.99, (name, scores)
         else:  # a letterbox model fed a stretched photo sees the wrong geometry: the tests must see that
             assert scores["Task Library (raw photo)"][0] < 0.99, scores
+
+
+def test_a_detections_model_is_checked_and_warns_about_flags_it_ignores(tpu_models, tmp_path, capsys):
+    """The metadata's class count must be the op's; --iou and --nms do not reach the op's own NMS."""
+    import json
+
+    from utils.errors import UserError
+    from utils.tflite import model as tflite_model
+    from utils.yolo.meta import METADATA_NAME
+    _, detections_model = tpu_models
+    Detector(detections_model, COCO, iou=0.6, nms="diou").close()
+    assert "does its own NMS (IoU 0.45" in capsys.readouterr().err
+    crafted = tflite_model.load(detections_model)
+    meta = json.loads(tflite_model.read_metadata(detections_model.read_bytes(), METADATA_NAME))
+    tflite_model.set_metadata(crafted, METADATA_NAME, json.dumps({**meta, "classes": 3}).encode())
+    tflite_model.save(crafted, tmp_path / "three.tflite")
+    with pytest.raises(UserError, match="its metadata says 3 classes, but its TFLite_Detection_PostProcess has 80"):
+        Detector(tmp_path / "three.tflite")
