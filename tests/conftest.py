@@ -1,6 +1,7 @@
 """Shared fixtures: the real weights (fetched and cached), sample photos, built models, script runner."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -198,13 +199,20 @@ def standin_edgetpu(tmp_path_factory) -> Path:
 
 
 def venv_python(name: str, requirements: Path, *extra: str) -> str:
-    """The Python of ROOT/NAME, a venv made from ``requirements`` (and ``extra`` packages) as the
-    Makefile's NAME/.installed target makes it: rebuilt when the file is newer, once for parallel
-    workers. Under CI a failed install is an error, elsewhere a skip."""
-    venv = ROOT / name
-    marker, python = venv / ".installed", venv / "bin" / "python"
-    with model_cache.locked(ROOT / f"{name}.lock"):
-        if not marker.exists() or marker.stat().st_mtime < requirements.stat().st_mtime:
+    """The Python of a venv made from ``requirements`` (and ``extra`` packages), as the Makefile's
+    NAME/.installed target makes it. It is kept beside the model cache, keyed by the requirements'
+    bytes, so a new clone reuses it, and ROOT/NAME points at it (for make's targets and the benches);
+    a NAME/.installed that make built and that is newer than the requirements is used as is. Built
+    once for parallel workers. Under CI a failed install is an error, elsewhere a skip."""
+    local = ROOT / name
+    marker = local / ".installed"
+    if not local.is_symlink() and marker.exists() and marker.stat().st_mtime >= requirements.stat().st_mtime:
+        return str(local / "bin" / "python")
+    key = hashlib.sha256(requirements.read_bytes() + repr((extra, sys.version)).encode()).hexdigest()[:16]
+    venv = model_cache.cache_root(ROOT / ".pytest-venvs").parent / "venvs" / f"{name.lstrip('.')}-{key}"
+    python = venv / "bin" / "python"
+    with model_cache.locked(venv.parent / f"{venv.name}.lock"):
+        if not (venv / ".installed").exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
             result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements), *extra],
                                     capture_output=True, text=True)
@@ -212,7 +220,12 @@ def venv_python(name: str, requirements: Path, *extra: str) -> str:
                 if os.environ.get("CI") == "true":
                     raise AssertionError(f"cannot install {requirements.name}:\n{result.stderr}")
                 pytest.skip(f"cannot install {requirements.name}: {result.stderr.strip().splitlines()[-1:]}")
-            marker.touch()
+            (venv / ".installed").touch()
+        if local.is_symlink() or not local.exists():
+            link = ROOT / f".{name}.link"
+            link.unlink(missing_ok=True)
+            link.symlink_to(venv)
+            os.replace(link, local)
     return str(python)
 
 
