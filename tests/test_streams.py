@@ -176,6 +176,27 @@ def test_a_stream_that_does_not_come_back_ends_the_run(int8_model, tmp_path):
 
 
 @pytest.mark.slow
+def test_sigterm_while_a_stream_reconnects_ends_the_wait_at_once(int8_model, tmp_path):
+    port = free_port()
+    server = Server("http", port, long_video(tmp_path / "camera.avi", seconds=20))
+    server.start()
+    run = Run(f"http://127.0.0.1:{port}/live.mjpg", int8_model, tmp_path / "out.avi")
+    try:
+        run.wait_for(lambda: len(run.records) >= 5, "5 frames")
+    finally:
+        server.stop()
+    run.wait_for(lambda: any("reconnecting" in line for line in run.errors), "the reconnect")
+    time.sleep(1.0)  # inside the backoff's wait (0.5 s, then 1 s, ...)
+    stopped = time.monotonic()
+    run.process.send_signal(signal.SIGTERM)
+    status = run.finish(timeout=30)
+    assert status == 143 and time.monotonic() - stopped < 2, run.errors
+    assert run.errors[-1] == f"stopped by SIGTERM after {len(run.records)} frames; the outputs are complete up to there"
+    assert int(cv2.VideoCapture(str(tmp_path / "out.avi")).get(cv2.CAP_PROP_FRAME_COUNT)) == len(run.records)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
 def test_ctrl_c_on_a_live_stream_completes_the_output(camera, int8_model, tmp_path):
     _, url = camera
     output = tmp_path / "out.avi"
