@@ -14,6 +14,7 @@ import numpy as np
 from utils.errors import UserError
 from utils.files import PendingOutputs, atomic_output, check_output, check_writable, unused_name
 from utils.media.images import IMAGE_SUFFIXES
+from utils.stopping import shielded
 
 
 def _say(message: str) -> None:
@@ -57,7 +58,11 @@ class VideoSink:
 
     def close(self, keep: bool = True) -> None:
         """Finish the file and rename it into place, or with ``keep=False`` (an error) drop it;
-        nothing is left behind when no frame was written."""
+        nothing is left behind when no frame was written. A stop signal waits until it is done."""
+        with shielded():
+            self._close(keep)
+
+    def _close(self, keep: bool) -> None:
         if self.writer is not None:
             self.writer.release()
         if self.pending is None:
