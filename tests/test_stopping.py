@@ -206,6 +206,32 @@ def test_sigterm_while_quantizing_leaves_nothing(options, made_first, model_fact
     assert stderr.strip().splitlines()[-1] == "keras_to_tflite_quant.py: stopped by SIGTERM" and "Traceback" not in stderr
 
 
+SWALLOWED = """
+import os, signal, sys, time
+sys.path.insert(0, os.getcwd())
+from utils.errors import run_cli
+
+def main():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+    except BaseException:  # as TensorFlow does while it builds a graph
+        if sys.argv[1] == "converted":
+            raise TypeError("Expected float32 passed to parameter 'y' of op 'Mul'")
+    return 0
+
+run_cli(main)
+"""
+
+
+@pytest.mark.parametrize("library", ["converted", "swallowed"])
+def test_a_stop_that_a_library_turns_into_another_error_or_swallows_still_stops(library):
+    result = subprocess.run([sys.executable, "-c", SWALLOWED, library], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 143 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == ["-c: stopped by SIGTERM"], result.stderr
+
+
 # ---- a restart never replaces a recording ---------------------------------------------------------
 
 def test_a_restart_continues_the_segments_and_never_replaces_a_video(model_factory, tmp_path):

@@ -38,9 +38,15 @@ def run_cli(main: Callable[[], int | None]) -> None:
 
     prog = os.path.basename(sys.argv[0])
     try:
-        with stopping.stop_signals_raise():
-            status = main()
-            sys.stdout.flush()  # a write error must surface here, not at interpreter exit
+        try:
+            with stopping.stop_signals_raise():
+                status = main()
+                stopping.check()  # a stop that a library swallowed: the run still ends as stopped
+                sys.stdout.flush()  # a write error must surface here, not at interpreter exit
+        except Exception:
+            if stopping.received() is not None:  # a library turned the stop into another error
+                raise stopping.Stopped(stopping.received()) from None
+            raise
     except UserError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -19,22 +19,36 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 
 class Stopped(KeyboardInterrupt):
-    """A stop signal arrived; ``status`` is the exit status it calls for."""
+    """A stop signal arrived: ``signum`` says which (the exit status is 128 + it)."""
 
     def __init__(self, signum: int = signal.SIGINT):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-    @property
-    def status(self) -> int:
-        return 128 + self.signum
 
 
 def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
+_RECEIVED: list[int] = []  # the stop signals raised as ``Stopped`` in this process
+
+
+def received() -> int | None:
+    """The first stop signal raised as ``Stopped``, or None. Library code may catch the exception
+    and raise another (TensorFlow turns it into a ``TypeError`` while it builds a graph): the
+    caller can still tell that the run was stopped."""
+    return _RECEIVED[0] if _RECEIVED else None
+
+
+def check() -> None:
+    """Raise ``Stopped`` if a stop signal arrived that a library swallowed: call it before an output
+    is written, so that a stopped run never writes one."""
+    if _RECEIVED:
+        raise Stopped(_RECEIVED[0])
+
+
 def _raise_stopped(signum, frame) -> None:
+    _RECEIVED.append(signum)
     raise Stopped(signum)
 
 
@@ -44,6 +58,7 @@ def stop_signals_raise() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _RECEIVED.clear()
     previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
     try:
         yield

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from utils import console
+from utils import console, stopping
 from utils.errors import UserError
 from utils.machine import peak_memory_mib
 from utils.quantize import ranges
@@ -123,13 +123,18 @@ def quantize_model(model_path: Path, output: Path, dataset: list[Path], settings
     report.method = method if settings.quantize else None
     samples = calibration.Calibration(calibration.plan(dataset, settings.num_samples, settings.augment))
     progress = _progress(method)
+    undecodable = UserError(f"dataset: none of the {len(dataset)} images could be decoded")
     try:
         tflite = quantize.to_tflite(model, samples.dataset(meta.input_size, meta.resize, progress),
                                     settings.io_type, quantize=settings.quantize, method=method,
                                     post=settings.post, meta=meta, head_range=head_range)
-    finally:
+    except Exception:  # TensorFlow's own error for a calibration without samples says less
         if settings.quantize and samples.used == 0:
-            raise UserError(f"dataset: none of the {len(dataset)} images could be decoded")
+            raise undecodable from None
+        raise
+    if settings.quantize and samples.used == 0:
+        raise undecodable
+    stopping.check()  # a stop signal that TensorFlow swallowed while it built a graph: nothing is written
     report.calibration = samples.describe()
     report.images_read = len(samples.sizes)
     report.tiny_images = samples.tiny_images(meta.input_size) if settings.quantize else []
