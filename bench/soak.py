@@ -60,6 +60,8 @@ def main() -> int:
     parser.add_argument("--restart-every", type=float, default=0.0, metavar="M",
                         help="minutes between a supervisor's SIGTERM and restart (0: one run, stopped by Ctrl-C)")
     args = parser.parse_args()
+    if min(args.minutes, args.segment_minutes, args.fault_every, args.fault_seconds, args.restart_every) < 0:
+        parser.error("minutes and seconds must be 0 or more")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         run = lambda *command: subprocess.run([sys.executable, *command], cwd=ROOT, check=True,  # noqa: E731
