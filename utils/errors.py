@@ -44,8 +44,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
                 stopping.check()  # a stop that a library swallowed: the run still ends as stopped
                 sys.stdout.flush()  # a write error must surface here, not at interpreter exit
         except Exception:
-            if stopping.received() is not None:  # a library turned the stop into another error
-                raise stopping.Stopped(stopping.received()) from None
+            stopping.check()  # a library turned the stop into another error: the stop is what happened
             raise
     except UserError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)

@@ -79,8 +79,7 @@ def memory_problem(needed: int, what: str) -> str | None:
             f"{total / 2**30:.1f} GiB of memory")
 
 
-def activation_bytes(shapes, itemsize: int = 4) -> int:
-    """A floor on the memory one forward pass needs: its largest layer's input and output at once
-    (``shapes``: every layer's output shape; unknown dimensions count as 1)."""
-    largest = max((math.prod(d or 1 for d in shape) for shape in shapes), default=0)
-    return 2 * largest * itemsize
+def activation_bytes(tensors) -> int:
+    """A floor on the memory one forward pass needs: its largest tensor and one more as large at once
+    (``tensors``: (shape, bytes per element) of every activation; unknown dimensions count as 1)."""
+    return 2 * max((math.prod(d or 1 for d in shape) * itemsize for shape, itemsize in tensors), default=0)

@@ -57,7 +57,7 @@ def convert(sections: list[Section], weights: list[ConvWeights], input_size: tup
             leaky: str, output: Path, resize: tuple[str, str] = ("letterbox", "default")) -> ConversionReport:
     """Build and save; ``resize`` is the model's (mode, why), recorded in its metadata."""
     model, meta = build_model(sections, weights, input_size, leaky)
-    problem = memory_problem(activation_bytes(layer.output.shape[1:] for layer in model.layers),
+    problem = memory_problem(activation_bytes((layer.output.shape[1:], 4) for layer in model.layers),
                              f"input size {input_size[0]}x{input_size[1]}")
     if problem:
         raise UserError(f"{sections[0].where('width')}: {problem}; use a smaller width and height (or --input-size)")

@@ -122,8 +122,8 @@ def evaluate(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], detections
         tp, fp = int((hits & above).sum()), int((~hits & above).sum())
         results.append(ClassResult(int(class_id), int(counts[class_id]), average_precision(hits, int(counts[class_id])),
                                    tp / (tp + fp) if tp + fp else 0.0, tp / counts[class_id], tp, fp))
-    unlabelled = int(((scores > threshold) & (counts[classes] == 0)).sum()) if len(classes) else 0
-    return Result(len(detections), results, class_count, other_class_false_positives=unlabelled)
+    other_class = int(((scores > threshold) & (counts[classes] == 0)).sum()) if len(classes) else 0
+    return Result(len(detections), results, class_count, other_class_false_positives=other_class)
 
 
 def coco_map(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], detections: list[Detections],

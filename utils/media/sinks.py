@@ -171,8 +171,8 @@ def plan_image_outputs(entries: list[tuple[Path, Path]], output: Path) -> list[P
             raise UserError(f"output {dest}: both {seen[dest]} and {source} would be written there; "
                             "give the images from one directory, or distinct names")
         seen[dest] = source
-    for directory in {dest.parent: dest for dest in planned}.values():  # a read-only place fails now, not later
-        check_writable(directory)
+    for dest in {dest.parent: dest for dest in planned}.values():  # one per directory: a read-only place fails now
+        check_writable(dest)
     return planned
 
 

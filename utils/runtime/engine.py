@@ -4,7 +4,6 @@ Nothing here knows about YOLO; ``utils.yolo.adapter`` turns images into the inpu
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import DeviceError, UserError
-from utils.machine import memory_problem
+from utils.machine import activation_bytes, memory_problem
 from utils.runtime import edgetpu
 from utils.runtime.faults import DeviceFault, libedgetpu_words
 from utils.runtime.interpreters import interpreter_api
@@ -44,8 +43,8 @@ class Engine:
             # TFLite's TFLite_Detection_PostProcess loses detections with 2 threads (LiteRT 2.3 and
             # tflite_runtime 2.14: the top car of dog.jpg vanishes; every other tensor is identical).
             threads = 1
-        largest = max((math.prod(shape) * item for shape, item in tflite_model.tensor_shapes(self.data)), default=0)
-        if problem := memory_problem(2 * largest, "this model"):  # refused before anything is allocated
+        if problem := memory_problem(activation_bytes(tflite_model.tensor_shapes(self.data)), "this model"):
+            # refused before anything is allocated
             raise UserError(f"model {self.path}: {problem}")
         api = interpreter_api(runtime)
         self.runtime, self.kernels, self.device = api.runtime, kernels or api.default_kernels(), device

@@ -21,7 +21,7 @@ def load_keras_model(path: Path):
     """The Keras model at ``path`` (``.h5`` or ``.keras``, in any letter case); refused when one image
     through it needs more memory than the machine has."""
     model = _load(path)
-    problem = memory_problem(activation_bytes(layer.output.shape[1:] for layer in model.layers
+    problem = memory_problem(activation_bytes((layer.output.shape[1:], 4) for layer in model.layers
                                               if hasattr(layer, "output")), f"input {list(model.inputs[0].shape[1:])}")
     if problem:
         raise UserError(f"model {path}: {problem}")

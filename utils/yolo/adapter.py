@@ -31,6 +31,11 @@ def output_heads(engine: Engine) -> dict[tuple[int, int], int]:
     return heads
 
 
+def input_size(engine: Engine) -> tuple[int, int]:
+    """The model's input (width, height)."""
+    return engine.input.shape[2], engine.input.shape[1]
+
+
 def has_detection_outputs(engine: Engine) -> bool:
     """Whether the model ends in TFLite_Detection_PostProcess (``--outputs detections``)."""
     return is_detection_outputs([o.shape for o in engine.outputs])
@@ -49,7 +54,6 @@ def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
         post = own and PostProcess.of(own)
     except UserError as error:
         raise UserError(f"model {engine.path}: {error}") from None
-    input_size = (engine.input.shape[2], engine.input.shape[1])
     if has_detection_outputs(engine):  # its heads are inside: only its own metadata can describe them
         if not post:
             raise UserError(f"model {engine.path}: detection outputs (boxes, classes, scores, count) without the "
@@ -59,7 +63,7 @@ def model_meta(engine: Engine, anchors: str | Path | None = None) -> YoloMeta:
             raise UserError(f"model {engine.path}: its metadata says {own.classes} classes, but its "
                             f"{DETECTION_POST_PROCESS} has {options['num_classes']}")
         return own
-    return resolve_meta(engine.path, input_size, output_heads(engine), own, anchors,
+    return resolve_meta(engine.path, input_size(engine), output_heads(engine), own, anchors,
                         f"pass --anchors (or keep {sidecar.name} beside it)")
 
 
@@ -82,7 +86,7 @@ class YoloAdapter:
         info = engine.input
         if len(info.shape) != 4 or info.shape[3] != 3:
             raise UserError(f"model {engine.path}: input of shape {list(info.shape)} is not an RGB image")
-        self.input_size = self.input_size_of(engine)
+        self.input_size = input_size(engine)
         self.prepare = self.new_preprocessor()
         self.detection_outputs = has_detection_outputs(engine)
         if self.detection_outputs:  # boxes, classes, scores, count, as keras_to_tflite_quant.py orders them
@@ -90,11 +94,6 @@ class YoloAdapter:
         else:
             by_grid = {(o.shape[2], o.shape[1]): position for position, o in enumerate(engine.outputs)}
             self._order = [by_grid[tuple(head.grid)] for head in meta.heads]
-
-    @staticmethod
-    def input_size_of(engine: Engine) -> tuple[int, int]:
-        """The model's input (width, height)."""
-        return engine.input.shape[2], engine.input.shape[1]
 
     def new_preprocessor(self) -> Preprocessor:
         """A letterbox (or stretch) into this model's input, with buffers of its own."""

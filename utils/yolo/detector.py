@@ -31,7 +31,7 @@ from utils.runtime.faults import DeviceFault, FaultPolicy
 from utils.runtime.interpreters import KERNELS
 from utils.runtime.pipeline import pipeline
 from utils.stopping import StopRequest
-from utils.yolo.adapter import YoloAdapter, model_meta, postprocess
+from utils.yolo.adapter import YoloAdapter, input_size, model_meta, postprocess
 from utils.yolo.image_check import as_bgr
 from utils.yolo.letterbox import Preprocessor
 from utils.yolo.meta import YoloMeta
@@ -157,11 +157,11 @@ class Detector:
         if post is not None and (iou is not None or nms is not None):
             print(f"warning: model {model} does its own NMS (IoU {post.iou_threshold:g}, as keras_to_tflite_quant.py "
                   "--nms-iou wrote it): --iou and --nms do not apply to it", file=sys.stderr)
-        input_size = YoloAdapter.input_size_of(self.engine)
-        if tuple(self.meta.input_size) != input_size:
+        size = input_size(self.engine)
+        if tuple(self.meta.input_size) != size:
             print(f"warning: metadata input size {self.meta.input_size} differs from the model's "
-                  f"{input_size}; using the model's", file=sys.stderr)
-            self.meta.input_size = input_size
+                  f"{size}; using the model's", file=sys.stderr)
+            self.meta.input_size = size
 
     def __enter__(self) -> Detector:
         return self
