@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 OUT ?= out
 CFG ?= model_data/yolov3-tiny.cfg
 
-.PHONY: demo test test-fast lint coverage weights bench clean darknet test-servers compiler check-arm64
+.PHONY: demo test test-fast lint coverage weights bench clean darknet test-servers compiler browser check-arm64
 
 $(VENV)/.installed: requirements-infer.txt requirements-convert.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ test-servers:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(RTSP_PACKAGES) >/dev/null; \
 	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: GStreamer's RTSP server not installed; the RTSP tests will be skipped"; }
 
+# Debian's Chromium, headless: the live view's browser test (tests/test_live_view.py) drives it with Playwright.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else false; fi; } || { [ "$${CI:-}" != true ] && echo "warning: chromium not installed; the live view's browser test will be skipped"; }
+
 # A C compiler builds the stand-in Edge TPU library (utils/testing/standin_edgetpu.c) the Edge TPU tests use.
 compiler:
 	@command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || { \
@@ -68,7 +75,7 @@ compiler:
 # (tests/model_cache.py: keyed by the code and inputs, so any change rebuilds).
 PYTEST := $(PY) -m pytest -q -n 2 --dist worksteal
 
-test: $(VENV)/.installed darknet test-servers compiler
+test: $(VENV)/.installed darknet test-servers compiler browser
 	$(PYTEST) tests
 
 test-fast: $(VENV)/.installed compiler

@@ -139,9 +139,9 @@ def main() -> int:
               f"{datasets.label_path(first)} for {first})", file=sys.stderr)
         return 1
 
-    source = (f"agreement with {args.reference} (its {result.objects} detections at {args.reference_threshold:g})"
+    source = (f"agreement with {args.reference} (its {plural(result.objects, 'detection')} at {args.reference_threshold:g})"
               if reference is not None
-              else f"{result.objects} labelled objects")
+              else plural(result.objects, "labelled object"))
     notes = [f"{len(result.unreadable)} unreadable"] if result.unreadable else []
     if result.unlabelled:
         notes.append(f"{result.unlabelled} without a label file (no objects)")

@@ -637,7 +637,7 @@ def _(d, m):
 
 
 @case("infer: --save-txt writes one label file per image", status=0, creates=("labels/dog.txt",),
-      fragments=("wrote 1 label files under labels",))
+      fragments=("wrote 1 label file under labels",))
 def _(d, m):
     return [*INFER, "--model", model(d, m), "--classes", names(d), "--image", photo(d), "--save-txt", "labels"]
 
@@ -943,6 +943,65 @@ def _(d, m):
     return [*INFER, "--model", model(d, m), "--classes", names(d, text), "--image", photo(d)]
 
 
+# ---- #33: the live view's address and token, --output as a URL -----------------------------------
+
+HELD: list = []  # sockets a case keeps listening while its command runs
+
+
+def listening_port() -> int:
+    """A port another program (this test) listens on."""
+    import socket
+    sock = socket.create_server(("127.0.0.1", 0))
+    HELD.append(sock)
+    return sock.getsockname()[1]
+
+
+@case("infer: --serve on a port in use", fragments=("--serve", "is in use"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--serve", f"127.0.0.1:{listening_port()}")
+
+
+@case("infer: --serve 0.0.0.0 with an empty token", fragments=("0.0.0.0:8080", "needs a token"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--serve", "0.0.0.0:8080", "--serve-token", "")
+
+
+@case("infer: --serve not an address", fragments=("--serve", "[HOST:]PORT"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--serve", "http://x:80")
+
+
+@case("infer: --serve a port out of range", fragments=("70000", "out of range"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--serve", "70000")
+
+
+@case("infer: --serve on an address of another machine", fragments=("192.0.2.7", "not an address of this machine"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--serve", "192.0.2.7:8080", "--serve-token", "t")
+
+
+@case("infer: --serve-token without --serve", fragments=("--serve-token", "--serve"))
+def _(d, m):
+    return infer(d, m, "--image", photo(d), "--serve-token", "t")
+
+
+@case("infer: --output a stream URL, echoed as given", fragments=("rtsp://127.0.0.1:8554/out", "--serve"),
+      absent=("rtsp:/127",))
+def _(d, m):
+    return infer(d, m, "--video", video(d), "--output", "rtsp://127.0.0.1:8554/out")
+
+
+@case("infer: --output a URL with a password: masked", fragments=("rtsp://***@cam/out",), absent=("hunter2",))
+def _(d, m):
+    return infer(d, m, "--video", video(d), "--output", "rtsp://admin:hunter2@cam/out")
+
+
+@case("infer: no --classes for a heads model", fragments=("m.tflite", "--classes"))
+def _(d, m):
+    return [*INFER, "--model", model(d, m), "--image", photo(d)]
+
+
 # ---- the runner ----------------------------------------------------------------------------------
 
 def mount(path: Path, options: str) -> None:
@@ -1069,6 +1128,9 @@ def test_case(item: Case, tmp_path, models):
         result = run(work, command, item.process, stdout=item.stdout)
         after = listing(work)
     finally:
+        for sock in HELD:
+            sock.close()
+        HELD.clear()
         for path in MOUNTS:
             subprocess.run(["umount", str(path)], check=False)
         MOUNTS.clear()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from consumers import FRIGATE_MIN_SCORE, frigate_detect_raw, pycoral_get_objects
 
-from conftest import MODEL_DATA, ROOT, sample_paths, sized_cfg_text
+from conftest import MODEL_DATA, ROOT, run_script, sample_paths, sized_cfg_text
 from utils.darknet.cfg import conv_layouts, parse_cfg
 from utils.darknet.weights import write_weights
 from utils.evaluation.metrics import agreement
@@ -396,3 +396,13 @@ def test_a_detections_model_is_checked_and_warns_about_flags_it_ignores(tpu_mode
     tflite_model.save(crafted, tmp_path / "three.tflite")
     with pytest.raises(UserError, match="its metadata says 3 classes, but its TFLite_Detection_PostProcess has 80"):
         Detector(tmp_path / "three.tflite")
+
+
+def test_a_detections_model_needs_no_classes_file(tpu_models):
+    """Its names are packed in it (as the Task Library reads them): inference.py reads them from there."""
+    dog = str(MODEL_DATA / "samples" / "dog.jpg")
+    packed = run_script("inference.py", "--model", str(tpu_models[1]), "--image", dog, "--json", "--no-display", check=True)
+    given = run_script("inference.py", "--model", str(tpu_models[1]), "--classes", COCO, "--image", dog, "--json",
+                       "--no-display", check=True)
+    assert json.loads(packed.stdout)["detections"] == json.loads(given.stdout)["detections"]
+    assert {"dog", "bicycle"} <= {d["label"] for d in json.loads(packed.stdout)["detections"]}

@@ -18,7 +18,7 @@ RANKS = {  # lowest first
     "runtime": 2,
     "yolo": 3,
     "media": 4, "darknet": 4,
-    "evaluation": 5,
+    "evaluation": 5, "app": 5,  # app: the inference loop, its outputs and the live view
     "quantize": 6,    # the quantizer judges its candidates by evaluation's agreement mAP
     "testing": 7,     # code for tests and benches only: nothing in the product imports it
     "entry": 8,       # the documented short names

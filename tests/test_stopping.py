@@ -20,6 +20,7 @@ import cv2
 import pytest
 
 from conftest import MODEL_DATA, ROOT, run_script, sample_paths
+from utils.testing.image_sets import looped_clip
 
 CLIP = MODEL_DATA / "samples" / "clip.mp4"
 
@@ -34,16 +35,7 @@ def compiled(model_factory, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
     """The sample clip ten times over (240 frames): a run that lasts until it is stopped."""
-    capture, frames = cv2.VideoCapture(str(CLIP)), []
-    while (read := capture.read())[0]:
-        frames.append(read[1])
-    path = tmp_path_factory.mktemp("clip") / "long.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, frames[0].shape[1::-1])
-    for _ in range(10):
-        for frame in frames:
-            writer.write(frame)
-    writer.release()
-    return path
+    return looped_clip(tmp_path_factory.mktemp("clip") / "long.mp4", 10)
 
 
 def frames_in(video: Path) -> int:

@@ -85,18 +85,29 @@ def native_stderr_hidden() -> Iterator[None]:
             os.close(devnull)
 
 
+def progress_bar(total: int | None, label: str, unit: str = "it"):
+    """A tqdm bar on stderr with count, rate and ETA when stderr is a terminal; None otherwise (a log
+    or a pipe gets plain lines instead). tqdm is imported only for a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
 class Progress:
-    """``label 12/34`` on stderr: redrawn in place on a terminal, a line per tenth elsewhere (logs)."""
+    """``label 12/34``: an updating bar with ETA on a terminal, a line per tenth elsewhere (logs)."""
 
     def __init__(self, total: int, label: str):
         self.total, self.label, self.done, self._shown = total, label, 0, -1
-        self.terminal = sys.stderr.isatty()
+        self.bar = progress_bar(total, label)
 
     def step(self, count: int = 1) -> None:
         self.done += count
-        if self.terminal:
-            print(f"\r{self.label} {self.done}/{self.total}", end="" if self.done < self.total else "\n",
-                  file=sys.stderr, flush=True)
+        if self.bar is not None:
+            self.bar.update(count)
+            if self.done >= self.total:
+                self.bar.close()
         elif self.done * 10 // max(self.total, 1) > self._shown:
             self._shown = self.done * 10 // max(self.total, 1)
             print(f"{self.label} {self.done}/{self.total}", file=sys.stderr, flush=True)

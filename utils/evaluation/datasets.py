@@ -7,14 +7,13 @@ label line is ``class cx cy w h``, the box relative to the image's width and hei
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from utils.errors import UserError
-from utils.files import atomic_output, check_output, check_writable, darknet_lines, read_text, require_file
+from utils.files import darknet_lines, read_text, require_file
 from utils.media.images import find_image_entries
 
 _LABEL_DIRECTORIES = (("/images/", "/labels/"), ("/JPEGImages/", "/labels/"), ("\\images\\", "\\labels\\"))
@@ -225,39 +224,3 @@ def coco_truths(annotations: Path, image_dir: Path, names: list[str]) -> tuple[l
                             np.array([o[1] for o in objects], np.float32).reshape(-1, 4), relative=False,
                             crowd=np.array([o[2] for o in objects], bool)))
     return truths, unknown, zero_area
-
-
-def label_outputs(entries: list[tuple[Path, Path]], directory: Path) -> list[Path]:
-    """``inference.py --save-txt``: where each image's label file goes (the source tree mirrored
-    under ``directory``, ``.txt`` for the image's suffix), checked before any work."""
-    planned = [directory / relative.with_suffix(".txt") for _, relative in entries]
-    sources = [path for path, _ in entries]
-    seen: dict[Path, Path] = {}
-    for (source, _), dest in zip(entries, planned):
-        check_output(dest, sources, "labels")
-        if dest in seen:
-            raise UserError(f"labels {dest}: both {seen[dest]} and {source} would be written there; give images "
-                            "with distinct names")
-        seen[dest] = source
-    existing = [dest for dest in planned if os.path.lexists(dest)]
-    if existing:
-        raise UserError(f"labels {existing[0]}: exists ({len(existing)} of the {len(planned)} label files do); "
-                        "--save-txt never replaces label files (they may be ground truth): give an empty or new "
-                        "directory")
-    if planned:
-        check_writable(planned[0])
-    return planned
-
-
-def format_labels(detections, width: int, height: int) -> str:
-    """Darknet label lines ``class cx cy w h`` (relative to the image, 6 decimals) of detections in pixels."""
-    lines = []
-    for (x1, y1, x2, y2), class_id in zip(detections.boxes.tolist(), detections.class_ids.tolist()):
-        lines.append(f"{class_id} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
-                     f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
-    return "".join(line + "\n" for line in lines)
-
-
-def write_labels(path: Path, text: str) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)

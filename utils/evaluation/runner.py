@@ -104,7 +104,7 @@ def format_table(evaluation: Evaluation, names: list[str], threshold: float) -> 
         label_width = max(len(names[c.class_id]) for c in first.classes)
         for row, item in enumerate(first.classes):
             aps = "  ".join(f"{entry.result.classes[row].ap50:6.4f}" for entry in evaluation.runs)
-            lines.append(f"  {names[item.class_id]:{label_width}} {item.truths:5d} objects  {aps}")
+            lines.append(f"  {names[item.class_id]:{label_width}} {item.truths:5d} {'object ' if item.truths == 1 else 'objects'}  {aps}")
     if len(first.classes) < len(names):
         lines.append(f"(mAP averages the {len(first.classes)} classes with ground truth; Darknet divides by all "
                      f"{len(names)}: " + ", ".join(f"{e.result.map50_all_classes:.4f}" for e in evaluation.runs) + ")")

@@ -176,6 +176,28 @@ def plan_image_outputs(entries: list[tuple[Path, Path]], output: Path) -> list[P
     return planned
 
 
+def plan_label_outputs(entries: list[tuple[Path, Path]], directory: Path) -> list[Path]:
+    """``inference.py --save-txt``: where each image's label file goes (the source tree mirrored
+    under ``directory``, ``.txt`` for the image's suffix), checked before any work."""
+    planned = [directory / relative.with_suffix(".txt") for _, relative in entries]
+    sources = [path for path, _ in entries]
+    seen: dict[Path, Path] = {}
+    for (source, _), dest in zip(entries, planned):
+        check_output(dest, sources, "labels")
+        if dest in seen:
+            raise UserError(f"labels {dest}: both {seen[dest]} and {source} would be written there; give images "
+                            "with distinct names")
+        seen[dest] = source
+    existing = [dest for dest in planned if os.path.lexists(dest)]
+    if existing:
+        raise UserError(f"labels {existing[0]}: exists ({len(existing)} of the {len(planned)} label files do); "
+                        "--save-txt never replaces label files (they may be ground truth): give an empty or new "
+                        "directory")
+    if planned:
+        check_writable(planned[0])
+    return planned
+
+
 def write_image(path: Path, image: np.ndarray) -> None:
     """Encode by the file's suffix and write atomically (directories made as needed)."""
     ok, encoded = cv2.imencode(path.suffix.lower() or ".jpg", image)

@@ -11,7 +11,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,15 +109,18 @@ class Stream:
     """An opened source; ``frames()`` reads it one frame ahead in a background thread (``read``
     releases the GIL, so decoding overlaps detection)."""
 
-    def __init__(self, source: Source, reconnect: int | None = None):
-        """``reconnect``: attempts after a live source drops (None: keep trying; files never)."""
+    def __init__(self, source: Source, reconnect: int | None = None, on_event: Callable[[str], None] | None = None):
+        """``reconnect``: attempts after a live source drops (None: keep trying; files never).
+        ``on_event`` gets each drop, return and give-up line (default: stderr)."""
         self.source, self.reconnect = source, (reconnect if source.live else 0)
+        self.log = on_event or _log
         _quiet_opencv()
         self.capture = _open(source)
         if not self.capture.isOpened():
             self.capture.release()
             hint = " (is it connected? try another --cam index)" if source.what == "camera" else ""
-            raise UserError(f"{source.what} {source.name}: cannot be opened{hint}")
+            named = source.name if source.name.startswith(source.what) else f"{source.what} {source.name}"
+            raise UserError(f"{named}: cannot be opened{hint}")
         self.gave_up = False  # a live source that did not come back
         self.reconnects = 0
 
@@ -129,7 +132,7 @@ class Stream:
     def _reopen(self, stop: StopRequest, index: int):
         """After a drop: reopen with backoff until a frame comes, ``reconnect`` runs out or ``stop``."""
         lost = time.monotonic()
-        _log(f"{self.source.name}: stream lost after frame {index}; reconnecting")
+        self.log(f"{self.source.name}: stream lost after frame {index}; reconnecting")
         self.capture.release()
         delay, attempt = 0.5, 0
         while not stop.is_set() and (self.reconnect is None or attempt < self.reconnect):
@@ -140,14 +143,14 @@ class Stream:
             ok, image = capture.read() if capture.isOpened() else (False, None)
             if ok:
                 self.capture, self.reconnects = capture, self.reconnects + 1
-                _log(f"{self.source.name}: back after {time.monotonic() - lost:.1f} s ({attempt} attempt"
+                self.log(f"{self.source.name}: back after {time.monotonic() - lost:.1f} s ({attempt} attempt"
                      f"{'s' if attempt > 1 else ''})")
                 return image
             capture.release()
             delay = min(delay * 2, MAX_BACKOFF_S)
         if not stop.is_set():
             self.gave_up = True
-            _log(f"{self.source.name}: gave up after {attempt} attempts ({time.monotonic() - lost:.1f} s)")
+            self.log(f"{self.source.name}: gave up after {attempt} attempts ({time.monotonic() - lost:.1f} s)")
         return None
 
     def frames(self, stop_request=None) -> Iterator[Frame]:

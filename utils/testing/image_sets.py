@@ -52,3 +52,17 @@ def animation_frames(directory: Path) -> list[Path]:
 def opencv_photos() -> list[Path]:
     """OpenCV's sample photographs, where Debian's opencv-doc is installed (else none)."""
     return [OPENCV_PHOTOS / name for name in OPENCV_NAMES if (OPENCV_PHOTOS / name).is_file()]
+
+
+def looped_clip(path: Path, repeats: int) -> Path:
+    """model_data/samples/clip.mp4 (24 frames) ``repeats`` times over, written to ``path``: a video run
+    that lasts as long as a test needs."""
+    capture, frames = cv2.VideoCapture(str(CLIP)), []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, frames[0].shape[1::-1])
+    for _ in range(repeats):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return path

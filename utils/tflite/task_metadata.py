@@ -130,3 +130,16 @@ def with_associated_files(model_bytes: bytes, files: dict[str, str]) -> bytes:
         for name, text in files.items():
             archive.writestr(name, text)
     return buffer.getvalue()
+
+
+def associated_labels(model_bytes: bytes) -> list[str] | None:
+    """The class names packed in the model (``with_associated_files``' ``.txt``, one per line), or None."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
+            texts = [name for name in archive.namelist() if name.endswith(".txt")]
+            if len(texts) != 1:
+                return None
+            lines = archive.read(texts[0]).decode("utf-8").splitlines()
+    except (zipfile.BadZipFile, UnicodeDecodeError, OSError):
+        return None
+    return [line.strip() for line in lines if line.strip()] or None

@@ -31,6 +31,7 @@ from utils.runtime.faults import DeviceFault, FaultPolicy
 from utils.runtime.interpreters import KERNELS
 from utils.runtime.pipeline import pipeline
 from utils.stopping import StopRequest
+from utils.tflite.task_metadata import associated_labels
 from utils.yolo.adapter import YoloAdapter, input_size, model_meta, postprocess
 from utils.yolo.image_check import as_bgr
 from utils.yolo.letterbox import Preprocessor
@@ -77,13 +78,28 @@ class Timing:
     def total(self) -> float:
         return self.pre + self.invoke + self.post
 
+    def to_record(self) -> dict:
+        """``{"ms": {...}}`` (to 0.001 ms), with ``device`` and ``failed_on`` when known."""
+        ms = {"pre": round(self.pre, 3), "invoke": round(self.invoke, 3), "post": round(self.post, 3)}
+        if self.setup:
+            ms["setup"] = round(self.setup, 3)
+        if self.failed_on:
+            ms["lost"] = round(self.lost, 3)
+        record: dict = {"ms": ms}
+        if self.device:
+            record["device"] = self.device
+        if self.failed_on:
+            record["failed_on"] = self.failed_on
+        return record
+
 
 class Detector:
     """A YOLO ``.tflite`` model ready to detect, on the CPU or one or several Edge TPUs.
 
     ``model``: a ``.tflite`` from keras_to_tflite_quant.py (or its ``_edgetpu.tflite`` with
     ``edge_tpu=True``), or a float ``.h5``/``.keras`` from convert.py (needs TensorFlow).
-    ``classes``: a names file, one per line (without it, labels are class numbers).
+    ``classes``: a names file, one per line (without it, the names packed in a ``--outputs detections``
+    model, else class numbers).
     ``threshold``: objectness x class probability, as Darknet's ``-thresh``. ``iou``: NMS threshold.
     ``runtime``: "auto", "litert", "tflite_runtime" or "tensorflow". ``kernels``: "xnnpack",
     "builtin" or "reference" (default: the runtime's fastest). ``device``: "usb:0", "pci:0", a list
@@ -131,6 +147,9 @@ class Detector:
             print(f"warning: resize {resize} overrides model {model}'s own {self.meta.resize}: detections will "
                   "differ from Darknet's for this model", file=sys.stderr)
             self.meta = replace(self.meta, resize=resize)
+        if names is None and hasattr(self.engine, "data"):  # a --outputs detections model packs its labels
+            names = associated_labels(self.engine.data)
+            classes = f"packed in model {model}"
         if names is not None:
             check_classes(self.meta, names, classes)
         self.names, self.threshold, self.nms_kind = names, threshold, NMS_RULES[nms]

@@ -73,6 +73,21 @@ class Detections:
         boxes = np.clip(self.boxes, 0, np.array([width, height, width, height], np.float32))
         return Detections(boxes, self.scores, self.class_ids, self.names)
 
+    def to_record(self, names: Sequence[str] | None = None) -> list[dict]:
+        """The detections as JSON-ready dicts (``inference.py --json``, the live view): class id, label,
+        score to 4 decimals, box ``[x1, y1, x2, y2]`` in pixels to 0.1."""
+        names = names if names is not None else self.names
+        return [{"class_id": class_id, "label": names[class_id] if names is not None else str(class_id),
+                 "score": round(score, 4), "box": [round(v, 1) for v in box]}
+                for box, score, class_id in zip(self.boxes.tolist(), self.scores.tolist(), self.class_ids.tolist())]
+
+    def to_labels(self, width: int, height: int) -> str:
+        """Darknet label lines ``class cx cy w h``, relative to an image of ``width`` x ``height``
+        (6 decimals): ``inference.py --save-txt``, for evaluate.py or as pseudo-labels."""
+        return "".join(f"{class_id} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                       f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}\n"
+                       for (x1, y1, x2, y2), class_id in zip(self.boxes.tolist(), self.class_ids.tolist()))
+
     @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
