@@ -57,7 +57,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: %(default)s)")
     parser.add_argument("--edge_tpu", action="store_true", help="run the models on an Edge TPU")
     parser.add_argument("--device", help="Edge TPU device (usb:0, pci:0)")
-    parser.add_argument("--json", action="store_true", help="the results as one JSON object on stdout")
+    parser.add_argument("--json", action="store_true", help="the results as one JSON object on stdout (with each "
+                        "model's precision-recall curve points, overall and per class)")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="precision-recall curves as PNG files in DIR: one "
+                        "figure per model (all classes, then each class), and one with the models overlaid "
+                        "(needs matplotlib: requirements-convert.txt)")
     add_verbose(parser)
     parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (skipped, each named on stderr), "
                       "or none could (nothing evaluated); 2 bad input, nothing done, or stdout could not be written.")
@@ -90,6 +94,13 @@ def main() -> int:
     from utils.yolo.detector import Detector, read_class_names
 
     log = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    if args.plots is not None:  # before the work: a place that cannot be written, or no matplotlib
+        from utils.files import check_writable
+        from utils.plotting import pyplot
+        if args.plots.exists() and not args.plots.is_dir():
+            raise UserError(f"--plots {args.plots}: exists and is not a directory")
+        check_writable(args.plots / "pr.png")
+        pyplot()
     if args.data is not None:
         valid, names_path = datasets.read_data_file(require_file(args.data, "data file"))
         images = datasets.image_list(require_file(valid, "image list"))
@@ -153,6 +164,10 @@ def main() -> int:
         print(evaluation.format_table(result, names, args.threshold))
         for line in evaluation.kernel_spread(result):
             print(line)
+    if args.plots is not None:
+        from utils.evaluation.plots import write_plots
+        for path in write_plots(result, names, args.plots):
+            log(f"wrote {path}")
     if result.unreadable:
         log(f"{plural(len(truths), 'image')}, {len(result.unreadable)} unreadable (exit status 1)")
         return 1

@@ -89,7 +89,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true", help="exit 1 unless every op maps to the Edge TPU")
     parser.add_argument("--debug-layers", type=int, nargs="?", const=5, metavar="N",
                         help="also list the N layers (default 5) with the largest int8 error, from TensorFlow "
-                             "Lite's quantization debugger (python -m utils.quant_debug does it alone)")
+                             "Lite's quantization debugger, and chart every layer's in OUT_layers.png (python -m "
+                             "utils.quant_debug does it alone)")
     add_verbose(parser)
     return parser.parse_args()
 
@@ -127,9 +128,15 @@ def main() -> int:
     eval_images = find_images(args.eval_images, "eval images") if args.eval_images else evenly_spread(dataset, 8)
     check_output(args.output, [*dataset, *eval_images])
     check_writable(args.output)
+    chart = args.output.with_name(f"{args.output.stem}_layers.png") if args.debug_layers else None
+    if chart is not None:  # before the work: no matplotlib, or the chart would replace an input
+        from utils.plotting import pyplot
+        check_output(chart, [args.model, *dataset, *eval_images], "chart")
+        pyplot()
     where = (f"{REPO_SAMPLES} (no --dataset)" if not args.dataset else ", ".join(args.dataset)
              if len(args.dataset) <= 3 else f"{len(args.dataset)} paths")
     print(f"dataset: {len(dataset)} images found in {where}")
+    print(f"loading {args.model} (TensorFlow)", flush=True)
 
     from utils.quantize import debugger
 
@@ -164,7 +171,11 @@ def main() -> int:
             print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
     print(report.fidelity.format())
     if report.layer_errors:
+        from utils.quantize.debug_plot import layer_error_chart
         print(debugger.format_errors(report.layer_errors, args.debug_layers))
+        layer_error_chart(report.layer_errors, chart, f"Per-layer int8 error of {args.output.name} "
+                          f"({report.method} calibration, {args.num_samples} samples)")
+        print(f"wrote {chart} (every layer's int8 error, in network order)")
     print(f"peak memory {report.peak_mib:.0f} MiB\n" if report.peak_mib is not None else "")
     edgetpu = report.edgetpu  # the verdict last: what a user acts on
     print(edgetpu.brief() if edgetpu.keeps_leaky_relu and not args.strict else edgetpu.format())

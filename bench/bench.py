@@ -149,6 +149,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="few repetitions (a smoke test of the benchmark)")
     parser.add_argument("--workdir", type=Path, help="where to build the models (default: a temporary directory)")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the stage times as a chart")
     args = parser.parse_args()
     reps, warmup, darknet_reps, frames, calib = (5, 2, 1, 10, 4) if args.tiny else (200, 20, 5, 300, 100)
 
@@ -207,6 +208,17 @@ def main() -> int:
     print("\ntarget                                        measured   pass")
     for name, value, _, ok in checks:
         print(f"{name:44} {value:9.3f}   {'PASS' if ok else 'FAIL'}")
+    if args.plot:
+        from figures import SPEED_SIZE as SIZE  # bench/figures.py, beside this script
+        from figures import speed_chart
+        rows = [(f"{label} {'LiteRT ' if 'tflite_runtime' not in label else ''}{threads} thr",
+                 {stage: table[stage][0] for stage in ("pre", "invoke", "post", "draw")})
+                for (label, threads), table in stages.items()]
+        others = [("OpenCV DNN float, 2 threads", opencv[0])] + ([] if isinstance(darknet, str) else
+                                                                [("Darknet (libdarknet CPU)", darknet[0])])
+        speed_chart(rows, others, f"Tiny YOLOv3 per frame, {cpu_description()}, {os.cpu_count()} cores"
+                    + (" (tiny mode)" if args.tiny else ""), args.plot)
+        print(f"wrote {args.plot} ({'x'.join(map(str, SIZE))} pixels)")
     speedup = stages[("float", 2)]["invoke"][0] / invoke
     print(f"{'float / int8 invoke (2 threads)':44} {speedup:9.3f}   (no target: " + (
         "this CPU has 8-bit dot products)" if has_int8_dot_products() else

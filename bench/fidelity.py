@@ -58,6 +58,7 @@ def frame_ms(detector, image, reps: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="few calibration samples and repetitions")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the matched shares as a chart")
     args = parser.parse_args()
     import keras
 
@@ -96,6 +97,16 @@ def main() -> int:
         print(f"{leaky:10} {kind:15} {report.strict_matched:>4}/{report.strict_total:<4} {f'{low}-{high}':>8} "
               f"{report.loose_matched:>4}/{report.loose_total:<4} {report.extras:>5} {report.mean_delta:9.4f} "
               f"{ms:12.2f}  {'yes' if mapped else 'no'}")
+    if args.plot:
+        from figures import FIDELITY_SIZE as SIZE  # bench/figures.py, beside this script
+        from figures import fidelity_chart
+        fidelity_chart([(f"{leaky}, {kind}", report.loose_matched / max(report.loose_total, 1),
+                         report.strict_matched / max(report.strict_total, 1),
+                         (low / max(report.strict_total, 1), high / max(report.strict_total, 1)))
+                        for leaky, kind, report, (low, high), _, _ in rows],
+                       f"int8 against float, Tiny YOLOv3, {len(images)} photos" + (" (tiny mode)" if args.tiny else ""),
+                       args.plot)
+        print(f"wrote {args.plot} ({'x'.join(map(str, SIZE))} pixels)")
     return 0
 
 

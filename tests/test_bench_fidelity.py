@@ -1,11 +1,21 @@
 """The fidelity report's counting, and the benchmarks in tiny mode so they cannot rot."""
 
+import re
+
 import numpy as np
 import pytest
 
 from conftest import run_script
 from utils.evaluation.fidelity import Fidelity, add_image
+from utils.testing.figures import png_size
 from utils.yolo.types import Detections
+
+
+def assert_figure(stdout: str, path) -> None:
+    """The bench says it wrote the figure and its size; the file has that size."""
+    said = re.search(rf"^wrote {re.escape(str(path))} \((\d+)x(\d+) pixels\)$", stdout, re.M)
+    assert said, stdout
+    assert png_size(path) == (int(said.group(1)), int(said.group(2)))
 
 
 def dets(rows):
@@ -34,16 +44,18 @@ def test_no_loose_match_is_not_shown_as_a_perfect_score():
 
 
 @pytest.mark.slow
-def test_benchmark_tiny_mode():
-    result = run_script("bench/bench.py", "--tiny", check=True)
+def test_benchmark_tiny_mode(tmp_path):
+    result = run_script("bench/bench.py", "--tiny", "--plot", str(tmp_path / "speed.png"), check=True)
+    assert_figure(result.stdout, tmp_path / "speed.png")
     for row in ("int8 LiteRT 2 thr: invoke", "OpenCV DNN float", "inference.py --video",
                 "decode + NMS <= 0.5 ms", "whole frame / invoke (2 threads) <= 1.15"):
         assert row in result.stdout, result.stdout
 
 
 @pytest.mark.slow
-def test_fidelity_benchmark_tiny_mode():
-    result = run_script("bench/fidelity.py", "--tiny", check=True)
+def test_fidelity_benchmark_tiny_mode(tmp_path):
+    result = run_script("bench/fidelity.py", "--tiny", "--plot", str(tmp_path / "fidelity.png"), check=True)
+    assert_figure(result.stdout, tmp_path / "fidelity.png")
     lines = [line.split() for line in result.stdout.splitlines() if line.startswith(("keep", "prelu"))]
     assert len(lines) == 4
     assert all(line[-1] == "yes" for line in lines if line[0] == "prelu"), lines

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import MODEL_DATA, assert_user_error, run_in_process, run_script, sample_paths
 from utils.evaluation import datasets, metrics
+from utils.testing.figures import png_size
 from utils.yolo.types import Detections
 
 pytest.importorskip("pycocotools")
@@ -280,11 +281,24 @@ def test_own_labels_score_one_and_bad_inputs_are_counted(tmp_path, float_model):
     assert all(0 <= c["precision"] <= 1 and 0 <= c["recall"] <= 1 for c in model["per_class"])
     # Which resize does the model want? Both, side by side: its own (letterbox) made these labels.
     both = run_script("evaluate.py", "--model", str(float_model), "--data", str(tmp_path / "obj.data"),
-                      "--resize", "both", "--json")
+                      "--resize", "both", "--json", "--plots", str(tmp_path / "plots"))
     assert both.returncode == 0, both.stderr
     runs = {m["resize"]: m for m in json.loads(both.stdout)["models"]}
     assert runs["letterbox"]["map50"] == 1.0 and runs["stretch"]["map50_95"] < 0.9, runs
     assert both.stderr.count("warning: resize stretch overrides") == 1, both.stderr
+    # The curve points: the area under each class's curve is its AP; the plots: one per run, one overlaid.
+    for run in runs.values():
+        for item in run["per_class"]:
+            curve = item["curve"]
+            area = sum((r - q) * p for r, q, p in zip(curve["recall"], [0, *curve["recall"]], curve["precision"]))
+            assert area == pytest.approx(item["ap50"], abs=2e-4), item
+    assert runs["letterbox"]["curve"]["recall"][-1] == 1.0 and runs["letterbox"]["curve"]["precision"][0] == 1.0
+    panels = 1 + min(len(runs["letterbox"]["per_class"]), 11)
+    size = (400 * min(panels, 4), 330 * -(-panels // 4))
+    plots = sorted((tmp_path / "plots").iterdir())
+    assert [p.name for p in plots] == ["pr_1_tiny_keep_float.png", "pr_2_tiny_keep_float.png", "pr_all_models.png"]
+    assert all(png_size(p) == size for p in plots), [png_size(p) for p in plots]
+    assert [line for line in both.stderr.splitlines() if line.startswith("wrote ")] == [f"wrote {p}" for p in plots]
 
 
 @pytest.mark.slow
@@ -300,3 +314,16 @@ def test_agreement_and_kernel_spread(model_factory, float_model):
     assert any("over 3 kernel sets" in line for line in lines)
     map50 = [float(r.split(")")[-1].split()[0]) for r in rows[:3]]
     assert all(0.8 <= value <= 1.0 for value in map50), rows
+
+
+def test_the_curve_points_integrate_to_the_average_precision():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        hits = rng.random(40) < 0.6
+        scores = np.sort(rng.random(40))[::-1]
+        truths = int(hits.sum()) + int(rng.integers(0, 5))
+        curve = metrics.pr_curve(hits, scores, truths)
+        area = sum((r - q) * p for r, q, p in zip(curve["recall"], [0, *curve["recall"]], curve["precision"]))
+        assert area == pytest.approx(metrics.average_precision(hits, truths), abs=1e-3)
+        assert curve["score"] == sorted(curve["score"], reverse=True) and len(curve["recall"]) == hits.sum() + (not hits[-1])
+    assert metrics.pr_curve(np.zeros(0, bool), np.zeros(0), 3) == {"recall": [], "precision": [], "score": []}

@@ -7,6 +7,9 @@ from helpers import keras_detections, tflite_detections
 from utils.darknet.cfg import conv_layouts, parse_cfg
 from utils.darknet.weights import write_weights
 from utils.quantize import edgetpu_check
+from utils.quantize.debug_plot import chart_size
+from utils.quantize.debugger import DEBUG_PASSES
+from utils.testing.figures import png_size
 from utils.tflite import model as tflite_model
 
 pytestmark = pytest.mark.slow
@@ -212,16 +215,25 @@ def test_quantization_debugger_ranks_layers(model_factory, tmp_path):
     h5 = model_factory("tiny_keep")
     samples = str(MODEL_DATA / "samples")
     alone = run_script("-m", "utils.quant_debug", str(h5), str(model_factory("tiny_keep_int8", [], [])),
-                       "--dataset", samples, "--num-samples", "4", "--top", "5")
+                       "--dataset", samples, "--num-samples", "4", "--top", "40", "--plot", str(tmp_path / "alone.png"))
     assert alone.returncode == 0, alone.stderr
     rows = [line.split() for line in alone.stdout.splitlines() if line.strip().endswith("(CONV_2D)")]
     steps = [float(row[0]) for row in rows]
-    assert len(rows) == 5 and steps == sorted(steps, reverse=True) and min(steps) >= 0.25, alone.stdout
+    assert len(rows) == 13 and steps == sorted(steps, reverse=True) and min(steps) >= 0.25, alone.stdout
     assert "Output heads of" in alone.stdout and "head 13x13" in alone.stdout
+    # The two heads by their grids and names, not TensorFlow's "StatefulPartitionedCall_1:1".
+    assert {" ".join(row[4:7]) for row in rows if row[4] == "head"} == {"head 13x13 (yolo_0)", "head 26x26 (yolo_1)"}
+    assert "StatefulPartitionedCall" not in alone.stdout
+    # It speaks at once, then once per pass; the chart has a bar for each of the 32 layers.
+    assert alone.stderr.splitlines()[0].startswith(f"loading {h5} (TensorFlow)"), alone.stderr
+    assert [line for line in alone.stderr.splitlines() if line.endswith(" 4/4")] == [f"{label} 4/4" for label in DEBUG_PASSES]
+    assert png_size(tmp_path / "alone.png") == chart_size(32)
     quantizer = run_script("keras_to_tflite_quant.py", str(h5), str(tmp_path / "m.tflite"), "--dataset", samples,
                            "--num-samples", "4", "--debug-layers", "3")
     assert quantizer.returncode == 0, quantizer.stderr
     assert "the 3 largest" in quantizer.stdout
+    assert f"wrote {tmp_path / 'm_layers.png'} (every layer's int8 error, in network order)" in quantizer.stdout
+    assert png_size(tmp_path / "m_layers.png") == chart_size(32)
 
 
 def test_the_script_is_the_library_function(model_factory, tmp_path):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -116,6 +117,14 @@ class Run:
         return status
 
 
+def records_source(run: Run) -> str:
+    return run.records[0]["source"]
+
+
+def url_event(line: str) -> bool:
+    return " stream lost " in line or " back after " in line
+
+
 @pytest.fixture(scope="module")
 def int8_model(model_factory) -> Path:
     return model_factory("tiny_keep_int8", [], [])
@@ -125,7 +134,7 @@ def int8_model(model_factory) -> Path:
 def test_a_live_stream_survives_its_server_restarting(camera, int8_model, tmp_path):
     server, url = camera
     output = tmp_path / "out.mp4"
-    run = Run(url, int8_model, output)         # live: keep trying to reconnect
+    run = Run(url, int8_model, output, "--serve", "127.0.0.1:0")  # live: keep trying to reconnect
     run.wait_for(lambda: len(run.records) >= 16, "16 frames")
     server.stop()                               # the camera goes away ...
     time.sleep(1.5)
@@ -133,6 +142,14 @@ def test_a_live_stream_survives_its_server_restarting(camera, int8_model, tmp_pa
     run.wait_for(lambda: any("back after" in line for line in run.errors), "reconnection")
     resumed = len(run.records)
     run.wait_for(lambda: len(run.records) >= resumed + 16, "16 frames after the reconnection")
+    # The live view shows the stream's events as they happen, its URL masked as in the logs.
+    port = next(int(line.split(":")[-1].strip("/")) for line in run.errors if line.startswith("live view: "))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/state.json", timeout=5) as response:
+        state = json.load(response)
+    assert state["source"] == records_source(run) and SECRET not in json.dumps(state)
+    assert [e.split(" ", 1)[1] for e in state["events"]] == [line for line in run.errors if url_event(line)]
+    assert state["frames"] >= resumed + 16
+    assert any(line.endswith("a status line every 5 s") for line in run.errors), run.errors
     run.process.send_signal(signal.SIGINT)
     status = run.finish()
     records, stderr = run.records, "\n".join(run.errors)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,7 @@ class ClassResult:
     recall: float
     true_positives: int
     false_positives: int
+    curve: dict = field(default_factory=dict)   # pr_curve's points
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Result:
     # Detections above the score threshold of classes with no ground truth: false positives all,
     # which Darknet's detector map counts in P and F1 too.
     other_class_false_positives: int = 0
+    curve: dict = field(default_factory=dict)    # all classes together (micro-averaged)
 
     @property
     def map50(self) -> float:
@@ -92,6 +94,20 @@ def average_precision(true_positive: np.ndarray, truths: int) -> float:
     return float(np.sum(steps * envelope))
 
 
+def pr_curve(hits: np.ndarray, scores: np.ndarray, truths: int) -> dict:
+    """The precision–recall curve of detections sorted by score, as ``average_precision`` integrates it:
+    at each true positive (where recall steps up) and at the last detection, the recall, the precision
+    envelope and the score there (4 decimals). Empty without truths or detections."""
+    if truths == 0 or hits.size == 0:
+        return {"recall": [], "precision": [], "score": []}
+    tp = np.cumsum(hits)
+    precision = tp / np.arange(1, hits.size + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    points = np.union1d(np.flatnonzero(hits), [hits.size - 1])
+    return {"recall": np.round(tp[points] / truths, 4).tolist(), "precision": np.round(envelope[points], 4).tolist(),
+            "score": np.round(scores[points].astype(np.float64), 4).tolist()}
+
+
 def evaluate(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], detections: list[Detections],
              class_count: int, threshold: float = 0.25) -> Result:
     """``truths``: per image (pixel boxes, class ids, ignored flags); ``detections`` of the same
@@ -121,9 +137,12 @@ def evaluate(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], detections
         above = scores[mine] > threshold  # Darknet: prob > thresh
         tp, fp = int((hits & above).sum()), int((~hits & above).sum())
         results.append(ClassResult(int(class_id), int(counts[class_id]), average_precision(hits, int(counts[class_id])),
-                                   tp / (tp + fp) if tp + fp else 0.0, tp / counts[class_id], tp, fp))
+                                   tp / (tp + fp) if tp + fp else 0.0, tp / counts[class_id], tp, fp,
+                                   pr_curve(hits, scores[mine], int(counts[class_id]))))
     other_class = int(((scores > threshold) & (counts[classes] == 0)).sum()) if len(classes) else 0
-    return Result(len(detections), results, class_count, other_class_false_positives=other_class)
+    labelled = counts[classes] > 0 if len(classes) else np.zeros(0, bool)
+    overall = pr_curve(first[labelled], scores[labelled], int(counts.sum()))
+    return Result(len(detections), results, class_count, other_class_false_positives=other_class, curve=overall)
 
 
 def coco_map(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray]], detections: list[Detections],

@@ -82,9 +82,10 @@ def to_json(evaluation: Evaluation, names: list[str]) -> dict:
                        "map50": round(result.map50, 6), "map50_95": round(result.map50_95, 6),
                        "map50_all_classes": round(result.map50_all_classes, 6),
                        "precision": round(precision, 6), "recall": round(recall, 6), "f1": round(f1, 6),
+                       "curve": result.curve,
                        "per_class": [{"class_id": c.class_id, "label": names[c.class_id], "truths": c.truths,
                                       "ap50": round(c.ap50, 6), "precision": round(c.precision, 6),
-                                      "recall": round(c.recall, 6)} for c in result.classes]})
+                                      "recall": round(c.recall, 6), "curve": c.curve} for c in result.classes]})
     return {"images": evaluation.images, "objects": evaluation.objects, "unreadable": len(evaluation.unreadable),
             "unlabelled": evaluation.unlabelled, "models": models}
 

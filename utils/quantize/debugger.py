@@ -16,7 +16,7 @@ import contextlib
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +36,30 @@ class LayerError:
     elements: int
 
 
-def layer_name(tensor: str) -> str:
-    """The Keras layer behind a converted tensor name ("darknet_1/conv_13_1/BiasAdd;..." -> "conv_13")."""
+DEBUG_PASSES = ("debugging layers: calibrating again", "debugging layers: int8 beside float, pass 1 of 2",
+                "debugging layers: int8 beside float, pass 2 of 2")
+
+
+def debug_progress(progress: Callable[[list, str], Iterator]) -> Callable[[list], Iterator]:
+    """A progress label per pass the debugger makes over the samples (``progress(items, label)``)."""
+    passes = iter(DEBUG_PASSES)
+    return lambda items: progress(items, next(passes, DEBUG_PASSES[-1]))
+
+
+def layer_name(tensor: str, heads: list[str] = ()) -> str:
+    """The Keras layer behind a converted tensor name ("darknet_1/conv_13_1/BiasAdd;..." -> "conv_13");
+    a model output ("StatefulPartitionedCall_1:1") is named by ``heads`` (``head_names``)."""
+    output = re.fullmatch(r"StatefulPartitionedCall(?:_\d+)?:(\d+)", tensor)
+    if output and int(output.group(1)) < len(heads):
+        return heads[int(output.group(1))]
     parts = tensor.split(";")[0].split("/")
     name = parts[1] if len(parts) > 1 else parts[0]
     return re.sub(r"(_\d+)_\d+$", r"\1", name)
+
+
+def head_names(model) -> list[str]:
+    """The model's outputs as the report names them: "head 13x13 (yolo_0)"."""
+    return [f"head {output.shape[1]}x{output.shape[2]} ({name})" for output, name in zip(model.outputs, model.output_names)]
 
 
 def layer_errors(model, dataset: Callable, io_type: str = "uint8", method: Method = Method(DEFAULT_METHOD)) -> list[LayerError]:
@@ -56,12 +75,12 @@ def layer_errors(model, dataset: Callable, io_type: str = "uint8", method: Metho
         debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
-    errors = []
+    errors, heads = [], head_names(model)
     for row in csv.DictReader(io.StringIO(dump.getvalue())):
         scale = float(row["scale"] or 0)
         if scale <= 0:
             continue
-        errors.append(LayerError(row["op_name"], layer_name(row["tensor_name"]),
+        errors.append(LayerError(row["op_name"], layer_name(row["tensor_name"], heads),
                                  float(row["mean_squared_error"]) ** 0.5 / scale,
                                  float(row["max_abs_error"]), float(row["mean_error"]), scale,
                                  int(float(row["num_elements"]))))
@@ -80,9 +99,9 @@ def format_errors(errors: list[LayerError], top: int) -> str:
 def main() -> None:
     import sys
 
-    from utils.console import add_verbose, quiet_libraries
+    from utils.console import add_verbose, progress, quiet_libraries
     from utils.errors import ArgumentParser, UserError
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m utils.quant_debug", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="the float Keras model (.h5/.keras from convert.py)")
     parser.add_argument("tflite", type=Path, nargs="?", help="its int8 .tflite: also compare its output heads")
     parser.add_argument("--dataset", "--images", nargs="+", required=True, dest="dataset",
@@ -92,23 +111,36 @@ def main() -> None:
     parser.add_argument("--calibration", type=method_argument, default=DEFAULT_METHOD, metavar="METHOD",
                         help=CALIBRATION_HELP + ", as the quantizer's flag (default: %(default)s)")
     parser.add_argument("--top", type=int, default=10, help="how many layers to list (default: %(default)s)")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw every layer's error as a bar "
+                        "chart, in network order (needs matplotlib: requirements-convert.txt)")
     add_verbose(parser)
     args = parser.parse_args()
     if args.num_samples < 1 or args.top < 1:
         parser.error("--num-samples and --top must be at least 1")
     quiet_libraries(args.verbose)
-    from utils.files import require_file
+    from utils.files import check_output, check_writable, require_file
     from utils.media.images import find_images, read_image
     from utils.quantize import calibration
     from utils.quantize import quantizer as quantize
     from utils.runtime.engine import Engine
     from utils.runtime.keras_engine import load_keras_model
     from utils.yolo.adapter import model_meta
-    model = load_keras_model(require_file(args.model, "model"))
-    meta = quantize.model_meta(model, args.model)
+    require_file(args.model, "model")
     paths = find_images(args.dataset)
+    if args.plot is not None:  # before the work: a place that cannot be written, or no matplotlib
+        from utils.plotting import pyplot
+        if args.plot.suffix.lower() != ".png":
+            raise UserError(f"--plot {args.plot}: the name must end in .png")
+        check_output(args.plot, [args.model, *([args.tflite] if args.tflite else []), *paths], "plot")
+        check_writable(args.plot)
+        pyplot()
+    print(f"loading {args.model} (TensorFlow); {len(paths)} images, {args.num_samples} samples", file=sys.stderr,
+          flush=True)
+    model = load_keras_model(args.model)
+    meta = quantize.model_meta(model, args.model)
     samples = calibration.Calibration(calibration.plan(paths, args.num_samples, not args.no_augment))
-    errors = layer_errors(model, samples.dataset(meta.input_size, meta.resize, lambda items: items), method=args.calibration)
+    errors = layer_errors(model, samples.dataset(meta.input_size, meta.resize, debug_progress(progress)),
+                          method=args.calibration)
     if not errors:
         raise UserError(f"dataset: none of the {len(paths)} images could be decoded")
     print(format_errors(errors, args.top))
@@ -118,6 +150,11 @@ def main() -> None:
         output_range = model_meta(Engine(args.tflite)).output_range  # the range the file was written with
         for grid, mean, peak in quantize.head_errors(model, args.tflite, images, meta.input_size, output_range):
             print(f"  head {grid[0]}x{grid[1]}: mean |d| {mean:.4f}, max |d| {peak:.4f}")
+    if args.plot is not None:
+        from utils.quantize.debug_plot import layer_error_chart
+        layer_error_chart(errors, args.plot, f"Per-layer int8 error of {args.model.name} ({args.calibration} "
+                          f"calibration, {args.num_samples} samples)")
+        print(f"wrote {args.plot} (every layer's int8 error, in network order)")
     sys.stdout.flush()
 
 

@@ -88,8 +88,11 @@ class Report:
 
 def _progress(method: ranges.Method | str) -> Callable[[list], Iterator]:
     """Progress lines per pass over the samples: calibration, then the histograms of a range method."""
-    passes = iter(["calibrating"] + (["measuring activation ranges"] if str(method) != "minmax" else []))
-    return lambda items: console.progress(items, next(passes, "debugging layers"))
+    from utils.quantize.debugger import DEBUG_PASSES
+
+    passes = iter(["calibrating"] + (["measuring activation ranges"] if str(method) != "minmax" else [])
+                  + list(DEBUG_PASSES))
+    return lambda items: console.progress(items, next(passes, DEBUG_PASSES[-1]))
 
 
 def quantize_model(model_path: Path, output: Path, dataset: list[Path], settings: Settings | None = None,
