@@ -29,14 +29,25 @@ weights: $(VENV)/.installed
 	$(PY) -m utils.fetch_weights
 
 # Two models from the same weights: -cpu keeps leaky ReLU (fast on a CPU), -tpu has it as PReLU
-# (every op on the Edge TPU; edgetpu_compiler turns it into -tpu_edgetpu.tflite).
-demo: $(VENV)/.installed
-	$(PY) convert.py $(CFG) "$$($(PY) -m utils.fetch_weights)" $(OUT)/yolov3-tiny-cpu.h5
-	$(PY) keras_to_tflite_quant.py $(OUT)/yolov3-tiny-cpu.h5 $(OUT)/yolov3-tiny-cpu.tflite --dataset model_data/samples
-	$(PY) inference.py --model $(OUT)/yolov3-tiny-cpu.tflite --classes model_data/coco.names \
-		--image model_data/samples/dog.jpg --output $(OUT)/dog_detections.jpg --no-display
-	$(PY) convert.py $(CFG) "$$($(PY) -m utils.fetch_weights)" $(OUT)/yolov3-tiny-tpu.h5 --leaky prelu
-	$(PY) keras_to_tflite_quant.py $(OUT)/yolov3-tiny-tpu.h5 $(OUT)/yolov3-tiny-tpu.tflite --dataset model_data/samples
+# (every op on the Edge TPU; edgetpu_compiler turns it into -tpu_edgetpu.tflite). Each file is made
+# again only when what it is made from changes (the cfg, the converter's or quantizer's code).
+CONVERT_CODE := convert.py $(wildcard utils/darknet/*.py)
+QUANTIZE_CODE := keras_to_tflite_quant.py $(wildcard utils/quantize/*.py)
+
+demo: $(OUT)/dog_detections.jpg $(OUT)/yolov3-tiny-tpu.tflite
+
+$(OUT)/yolov3-tiny-cpu.h5: $(CFG) $(CONVERT_CODE) | $(VENV)/.installed
+	$(PY) convert.py $(CFG) "$$($(PY) -m utils.fetch_weights)" $@
+
+$(OUT)/yolov3-tiny-tpu.h5: $(CFG) $(CONVERT_CODE) | $(VENV)/.installed
+	$(PY) convert.py $(CFG) "$$($(PY) -m utils.fetch_weights)" $@ --leaky prelu
+
+$(OUT)/%.tflite: $(OUT)/%.h5 $(QUANTIZE_CODE) | $(VENV)/.installed
+	$(PY) keras_to_tflite_quant.py $< $@ --dataset model_data/samples
+
+$(OUT)/dog_detections.jpg: $(OUT)/yolov3-tiny-cpu.tflite model_data/samples/dog.jpg | $(VENV)/.installed
+	$(PY) inference.py --model $< --classes model_data/coco.names --image model_data/samples/dog.jpg \
+		--output $@ --no-display
 
 # Debian's darknet is a reference for the tests; without root or apt they skip what needs it
 # (under CI=true a failed install is an error).

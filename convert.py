@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Convert a Darknet YOLO model (cfg + weights) into a Keras model for quantization and the Edge TPU.
 
-    python convert.py model_data/yolov3-tiny.cfg "$(python -m utils.fetch_weights)" out/yolov3-tiny-tpu.h5 --leaky prelu
+    python convert.py model_data/yolov3-tiny.cfg "$(python -m utils.fetch_weights)" \\
+        out/yolov3-tiny-tpu.h5 --leaky prelu
 
 Writes OUT (.h5 or .keras), OUT_anchors.txt (classic one-line anchors) and OUT_yolo.json
-(anchors, masks, classes, input size, scale_x_y, resize mode: what the quantizer and inference.py need).
+(anchors, masks, classes, input size, scale_x_y, resize mode: what the quantizer and inference.py
+need).
 
 The resize mode is how Darknet fed the model its images: "letterbox" (Darknet 2018, letter_box=1)
 or "stretch" (AlexeyAB's and Hank.ai's Darknet). By default it is read from the files: letter_box
@@ -37,7 +39,6 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def parse_args() -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("cfg", type=Path, help="Darknet .cfg file")
     parser.add_argument("weights", type=Path, help="Darknet .weights file")

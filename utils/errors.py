@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -22,8 +23,32 @@ class DeviceError(UserError):
         self.reason = reason or message
 
 
+HELP_WIDTH = 100
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Option help wrapped to the terminal, at most ``HELP_WIDTH`` columns; the description and the
+    epilog (examples, exit statuses) as written, their lines kept within the same width."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 30, width: int | None = None):
+        width = min(width or shutil.get_terminal_size().columns - 2, HELP_WIDTH)
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def program_name() -> str:
+    """How the user ran this program: ``inference.py``, or ``python -m utils.quant_debug``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return f"python -m {spec.name}" if spec is not None and spec.name else os.path.basename(sys.argv[0])
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (``prog: error: …``), not a usage block."""
+    """argparse, but a bad argument is one line (``prog: error: …``), not a usage block, and the
+    help is wrapped at most 100 columns wide (``HelpFormatter``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("prog", program_name())
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -36,7 +61,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
     I/O error) into one line and exit 2, like any output that cannot be written."""
     from utils import stopping
 
-    prog = os.path.basename(sys.argv[0])
+    prog = program_name()
     try:
         try:
             with stopping.stop_signals_raise():

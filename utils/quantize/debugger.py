@@ -101,7 +101,7 @@ def main() -> None:
 
     from utils.console import add_verbose, progress, quiet_libraries
     from utils.errors import ArgumentParser, UserError
-    parser = ArgumentParser(prog="python -m utils.quant_debug", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="the float Keras model (.h5/.keras from convert.py)")
     parser.add_argument("tflite", type=Path, nargs="?", help="its int8 .tflite: also compare its output heads")
     parser.add_argument("--dataset", "--images", nargs="+", required=True, dest="dataset",
