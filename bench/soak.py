@@ -8,9 +8,12 @@ the second unplugged for ``--fault-seconds`` about every M minutes: every frame 
 come out, once and in order, and the memory stay flat. With ``--restart-every M`` a supervisor's
 SIGTERM stops the run every M minutes and starts it again with the same command: every frame read
 must be in a segment that plays, no segment replaced, no temporary file left (exit status 1 if not).
+With ``--serve-viewers N`` the run also serves its live view (``--serve``) to N viewers that open the
+stream and the page's state, read for 20 s, close and come back, and one viewer that never reads:
+the memory must stay flat and the viewers be counted right at the end.
 
     python bench/soak.py [--minutes 12] [--segment-minutes 2] [--fault-every 2 --fault-seconds 5]
-                         [--restart-every 5]
+                         [--restart-every 5] [--serve-viewers 2]
 """
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -42,6 +47,52 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+class Viewers:
+    """Live-view viewers of a run: ``count`` that come and go (the stream and the state, 20 s each
+    time) and one that asks for the stream and never reads."""
+
+    def __init__(self, errors: list[str], count: int):
+        deadline = time.monotonic() + 120
+        while not (lines := [line for line in errors if line.startswith("live view: ")]):
+            assert time.monotonic() < deadline, "no live view line: " + "".join(errors)
+            time.sleep(0.2)
+        self.port = int(lines[0].split(":")[-1].strip().strip("/"))
+        self.running, self.visits = True, 0
+        self.stalled = socket.create_connection(("127.0.0.1", self.port))
+        self.stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.threads = [threading.Thread(target=self._visit, args=(path,), daemon=True)
+                        for _ in range(count) for path in ("/stream.mjpg", "/events")]
+        for thread in self.threads:
+            thread.start()
+
+    def _visit(self, path: str) -> None:
+        while self.running:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as viewer:
+                    viewer.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    until = time.monotonic() + 20
+                    while self.running and time.monotonic() < until and viewer.recv(1 << 16):
+                        pass
+                self.visits += 1
+            except OSError:
+                time.sleep(1)
+
+    def state(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/state.json", timeout=5) as response:
+            return json.load(response)
+
+    def finish(self) -> str:
+        """Stop the visits; what the server counts while they are open and once only the stalled one is left."""
+        during = self.state()["viewers"]
+        self.running = False
+        for thread in self.threads:
+            thread.join(timeout=30)
+        time.sleep(1)
+        after = self.state()["viewers"]
+        return (f"{self.visits} visits; stream viewers counted {during} with every viewer open, {after} once only "
+                "the stalled one was left")
+
+
 def decodable_frames(path: Path) -> int:
     capture, count = cv2.VideoCapture(str(path)), 0
     while capture.read()[0]:
@@ -59,8 +110,10 @@ def main() -> int:
     parser.add_argument("--fault-seconds", type=float, default=5.0, help="how long each fault unplugs it")
     parser.add_argument("--restart-every", type=float, default=0.0, metavar="M",
                         help="minutes between a supervisor's SIGTERM and restart (0: one run, stopped by Ctrl-C)")
+    parser.add_argument("--serve-viewers", type=int, default=0, metavar="N",
+                        help="serve the live view to N viewers coming and going, and one stalled (0: no --serve)")
     args = parser.parse_args()
-    if min(args.minutes, args.segment_minutes, args.fault_every, args.fault_seconds, args.restart_every) < 0:
+    if min(args.serve_viewers, args.minutes, args.segment_minutes, args.fault_every, args.fault_seconds, args.restart_every) < 0:
         parser.error("minutes and seconds must be 0 or more")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -91,13 +144,17 @@ def main() -> int:
         command = [sys.executable, "inference.py", "--model", str(model), "--classes",
                    str(ROOT / "model_data" / "coco.names"), "--video", f"http://127.0.0.1:{port}/live.mjpg", "--json",
                    "--no-display", "--threads", "2", "--output", str(output), "--segment-minutes",
-                   str(args.segment_minutes), *extra]
+                   str(args.segment_minutes), *extra, *(["--serve", "127.0.0.1:0"] if args.serve_viewers else [])]
         runs, samples, stderr_all, start = [], [], "", time.monotonic()
         next_sample = start + 30
         while time.monotonic() - start < args.minutes * 60:
             run_end = min(start + args.minutes * 60, time.monotonic() + (args.restart_every * 60 or 1e12))
             detector = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=environment)
+            errors: list[str] = []
+            reader = threading.Thread(target=errors.extend, args=(detector.stderr,), daemon=True)
+            reader.start()
+            viewers = Viewers(errors, args.serve_viewers) if args.serve_viewers else None
             numbers, retried, peak = [], 0, 0
             for line in detector.stdout:
                 record = json.loads(line)
@@ -112,16 +169,18 @@ def main() -> int:
                 if now >= run_end:
                     break
             last_rss = rss_kib(detector.pid)
+            seen = viewers.finish() if viewers else None
             stop_sent = time.monotonic()
             detector.send_signal(signal.SIGTERM if args.restart_every else signal.SIGINT)  # what a supervisor sends
             for line in detector.stdout:
                 numbers.append(json.loads(line)["frame"])
             status = detector.wait(timeout=120)
-            stderr = detector.stderr.read()
+            reader.join(timeout=10)
+            stderr = "".join(errors)
             stderr_all += stderr
             runs.append({"status": status, "frames": len(numbers), "in_order": numbers == list(range(len(numbers))),
                          "retried": retried, "stop_s": time.monotonic() - stop_sent, "rss_end": last_rss,
-                         "rss_peak": max(peak, last_rss), "traceback": "Traceback" in stderr})
+                         "rss_peak": max(peak, last_rss), "traceback": "Traceback" in stderr, "viewers": seen})
         camera.kill()
         segments = sorted(output.parent.glob("soak_*.mp4"))
         counts = [(p.name, int(cv2.VideoCapture(str(p)).get(cv2.CAP_PROP_FRAME_COUNT)), decodable_frames(p))
@@ -146,6 +205,9 @@ def main() -> int:
     for number, r in enumerate(runs, 1):
         print(f"| {number} | {r['status']} | {r['frames']} | {'yes' if r['in_order'] else 'NO'} | {r['stop_s']:.1f} s | "
               f"{r['rss_end'] / 1024:.1f} | {r['rss_peak'] / 1024:.1f} |" + (" Traceback!" if r["traceback"] else ""))
+    for number, r in enumerate(runs, 1):
+        if r["viewers"]:
+            print(f"run {number}, live view: {r['viewers']}")
     print("\nminute  RSS MiB  run")
     for minute, rss, number in samples:
         print(f"{minute:6.1f}  {rss / 1024:7.1f}  {number:3d}")

@@ -5,17 +5,20 @@ import re
 import numpy as np
 import pytest
 
-from conftest import run_script
+from conftest import ROOT, run_script
 from utils.evaluation.fidelity import Fidelity, add_image
 from utils.testing.figures import png_size
 from utils.yolo.types import Detections
 
 
-def assert_figure(stdout: str, path) -> None:
-    """The bench says it wrote the figure and its size; the file has that size."""
+def assert_figure(stdout: str, path, shown_in_readme) -> None:
+    """The bench says it wrote the figure and its size; the file has that size, and so has README's
+    copy of a full run's figure (TINYYOLO_UPDATE_DOCS=1 does not apply: a tiny run is not shown)."""
     said = re.search(rf"^wrote {re.escape(str(path))} \((\d+)x(\d+) pixels\)$", stdout, re.M)
     assert said, stdout
-    assert png_size(path) == (int(said.group(1)), int(said.group(2)))
+    size = (int(said.group(1)), int(said.group(2)))
+    assert png_size(path) == size and png_size(shown_in_readme) == size
+    assert f"]({shown_in_readme.relative_to(ROOT)})" in (ROOT / "README.md").read_text()
 
 
 def dets(rows):
@@ -46,7 +49,7 @@ def test_no_loose_match_is_not_shown_as_a_perfect_score():
 @pytest.mark.slow
 def test_benchmark_tiny_mode(tmp_path):
     result = run_script("bench/bench.py", "--tiny", "--plot", str(tmp_path / "speed.png"), check=True)
-    assert_figure(result.stdout, tmp_path / "speed.png")
+    assert_figure(result.stdout, tmp_path / "speed.png", ROOT / "docs" / "bench-speed.png")
     for row in ("int8 LiteRT 2 thr: invoke", "OpenCV DNN float", "inference.py --video",
                 "decode + NMS <= 0.5 ms", "whole frame / invoke (2 threads) <= 1.15"):
         assert row in result.stdout, result.stdout
@@ -55,7 +58,7 @@ def test_benchmark_tiny_mode(tmp_path):
 @pytest.mark.slow
 def test_fidelity_benchmark_tiny_mode(tmp_path):
     result = run_script("bench/fidelity.py", "--tiny", "--plot", str(tmp_path / "fidelity.png"), check=True)
-    assert_figure(result.stdout, tmp_path / "fidelity.png")
+    assert_figure(result.stdout, tmp_path / "fidelity.png", ROOT / "docs" / "bench-fidelity.png")
     lines = [line.split() for line in result.stdout.splitlines() if line.startswith(("keep", "prelu"))]
     assert len(lines) == 4
     assert all(line[-1] == "yes" for line in lines if line[0] == "prelu"), lines

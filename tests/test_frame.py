@@ -39,7 +39,7 @@ def test_cached_weights_are_verified(weights):
 
 
 @pytest.mark.slow
-def test_inference_help_without_tensorflow(tmp_path):
+def test_inference_help_without_tensorflow(tmp_path, model_factory):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
@@ -49,6 +49,15 @@ def test_inference_help_without_tensorflow(tmp_path):
     assert result.returncode == 0 and "--edge_tpu" in result.stdout, result.stderr
     checker = subprocess.run([python, "-m", "utils.edgetpu_check", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert checker.returncode == 0, checker.stderr
+    # The live view runs on the device's requirements alone; plots need the workstation's (matplotlib).
+    model, dog = str(model_factory("tiny_keep_int8", [], [])), str(ROOT / "model_data" / "samples" / "dog.jpg")
+    served = subprocess.run([python, "inference.py", "--model", model, "--classes", str(ROOT / "model_data" / "coco.names"),
+                             "--image", dog, "--serve", "127.0.0.1:0", "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert served.returncode == 0 and "live view: http://127.0.0.1:" in served.stderr, served.stderr
+    plots = subprocess.run([python, "evaluate.py", "--model", model, "--classes", str(ROOT / "model_data" / "coco.names"),
+                            "--images", dog, "--plots", str(tmp_path / "plots")], cwd=ROOT, capture_output=True, text=True)
+    assert_user_error(plots, "plots need matplotlib", "requirements-convert.txt")
+    assert not (tmp_path / "plots").exists()
 
 
 def test_inference_path_never_imports_tensorflow():

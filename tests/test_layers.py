@@ -13,7 +13,7 @@ from conftest import ROOT
 
 UTILS = ROOT / "utils"
 RANKS = {  # lowest first
-    "base": 0,        # errors, console, files, machine, stopping
+    "base": 0,        # errors, console, files, machine, stopping, plotting
     "tflite": 1,
     "runtime": 2,
     "yolo": 3,
@@ -23,7 +23,7 @@ RANKS = {  # lowest first
     "testing": 7,     # code for tests and benches only: nothing in the product imports it
     "entry": 8,       # the documented short names
 }
-BASE = {"errors", "console", "files", "machine", "stopping"}
+BASE = {"errors", "console", "files", "machine", "stopping", "plotting"}
 ENTRY = {"detector", "fetch_weights", "edgetpu_check", "fidelity", "quant_debug"}
 
 

@@ -5,6 +5,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -16,11 +18,31 @@ README = ROOT / "README.md"
 NEEDS_HARDWARE = ("edgetpu_compiler", "--cam", "--edge_tpu")
 
 
-def walkthrough() -> list[str]:
-    """The commands of the Walkthrough's shell block, in order (comments and blank lines dropped)."""
-    section = README.read_text().split("## Walkthrough", 1)[1]
+def walkthrough(heading: str = "## Walkthrough") -> list[str]:
+    """The commands of a section's first shell block, in order (comments and blank lines dropped)."""
+    section = README.read_text().split(heading, 1)[1]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+DOCS = ROOT / "docs"
+
+
+def demo_console_block() -> list[str]:
+    """The console block after "The last lines `make demo` prints"."""
+    section = README.read_text().split("The last lines `make demo` prints", 1)[1]
+    return section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+
+
+def numbers_out(line: str) -> str:
+    return re.sub(r"\d+(\.\d+)?", "N", line)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file that decodes; AssertionError if it is missing or does not."""
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path}: missing or not an image"
+    return image.shape[1], image.shape[0]
 
 
 def library_example() -> str:
@@ -71,6 +93,17 @@ def test_walkthrough_runs_as_written(tmp_path, weights):
     assert int(cv2.VideoCapture(str(out / "clip_boxes.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 24
     assert len((out / "clip.jsonl").read_text().splitlines()) == 24
     assert "Traceback" not in result.stderr
+    # README's console block of make demo's last lines is what the same quantization prints, numbers aside.
+    shown = [numbers_out(line) for line in demo_console_block()]
+    printed = [numbers_out(line) for line in result.stdout.splitlines()]
+    assert any(printed[i:i + len(shown)] == shown for i in range(len(printed))), "\n".join(demo_console_block())
+    # README's pictures: the walkthrough's own outputs (TINYYOLO_UPDATE_DOCS=1 copies them to docs/).
+    for made, shown_as in ((out / "annotated" / "dog.jpg", DOCS / "dog_detections.jpg"),
+                           (out / "plots" / "pr_all_models.png", DOCS / "pr-curve.png")):
+        if os.environ.get("TINYYOLO_UPDATE_DOCS"):
+            shutil.copy(made, shown_as)
+        assert image_size(shown_as) == image_size(made), (shown_as, made)
+        assert f"]({shown_as.relative_to(ROOT)})" in README.read_text()
     python = str(clone / ".venv" / "bin" / "python")
     example = subprocess.run([python, "-c", library_example()], cwd=clone, capture_output=True, text=True, env=env,
                              timeout=300)
@@ -104,3 +137,40 @@ def test_help_examples_name_files_that_exist_or_the_walkthrough_makes():
                 assert token in made, (script, token)
             else:
                 assert (ROOT / token).exists(), (script, token)
+
+
+@pytest.mark.slow
+def test_your_own_model_section_runs_as_written(tmp_path, weights, model_factory):
+    """README's "Your own model, end to end" on a stand-in project in Darknet's layout: the real weights
+    and cfg under a custom project's names, two labelled training images and two validation images."""
+    from utils.yolo.detector import Detector
+
+    project = tmp_path / "project"
+    images, labels = project / "data" / "obj" / "images", project / "data" / "obj" / "labels"
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    shutil.copy(ROOT / "model_data" / "yolov3-tiny.cfg", project / "yolo-obj.cfg")
+    shutil.copy(weights, project / "yolo-obj_best.weights")
+    shutil.copy(ROOT / "model_data" / "coco.names", project / "obj.names")
+    with Detector(model_factory("tiny_keep_float", quant_args=["--float"]), ROOT / "model_data" / "coco.names") as float_model:
+        for photo in sorted((ROOT / "model_data" / "samples").glob("*.jpg")):
+            for name, image in ((photo.stem, cv2.imread(str(photo))),
+                                (f"{photo.stem}-flipped", cv2.flip(cv2.imread(str(photo)), 1))):
+                cv2.imwrite(str(images / f"{name}.jpg"), image)
+                (labels / f"{name}.txt").write_text(float_model.detect(image).to_labels(image.shape[1], image.shape[0]))
+    (project / "data" / "train.txt").write_text("data/obj/images/dog.jpg\ndata/obj/images/person.jpg\n")
+    (project / "data" / "valid.txt").write_text("data/obj/images/dog-flipped.jpg\ndata/obj/images/person-flipped.jpg\n")
+    (project / "obj.data").write_text("classes = 80\ntrain = data/train.txt\nvalid = data/valid.txt\nnames = obj.names\n")
+    shutil.copy(images / "dog-flipped.jpg", project / "data" / "test.jpg")
+    lines = [line for line in walkthrough("## Your own model, end to end")
+             if not any(word in line for word in NEEDS_HARDWARE)]
+    assert len(lines) == 7, lines
+    script = "set -euo pipefail\n" + "\n".join(lines)
+    env = {**os.environ, "REPO": str(ROOT), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-c", script], cwd=project, capture_output=True, text=True, env=env, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    for name in ("obj-cpu.tflite", "obj-tpu.tflite", "obj-plots/pr_all_models.png"):
+        assert (project / "out" / name).is_file(), name
+    assert "data/test.jpg: " in result.stdout and "dog" in result.stdout.split("data/test.jpg: ")[1].splitlines()[0]
+    assert result.stdout.count("mAP@0.5") == 2

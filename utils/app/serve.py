@@ -119,6 +119,7 @@ class LiveView:
         self.recent: collections.deque = collections.deque(maxlen=30)   # (time, pre, invoke, post)
         self.events: collections.deque = collections.deque(maxlen=20)
         self.latest: np.ndarray | None = None
+        self.due = 0.0  # when the viewers may have the next frame
         self.image_ready = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
@@ -157,7 +158,8 @@ class LiveView:
                               fps=round((len(self.recent) - 1) / span, 1) if span > 0 else 0.0,
                               ms={stage: round(float(np.mean([r[i] for r in self.recent])), 2)
                                   for i, stage in ((1, "pre"), (2, "invoke"), (3, "post"))})
-        if self.viewers:
+        if self.viewers and now >= self.due:  # drawn and handed over at most MAX_FPS times a second
+            self.due = now + 1 / MAX_FPS
             self.latest = result.annotated
             self.image_ready.set()
         if self.watchers:
@@ -197,8 +199,7 @@ class LiveView:
                 pass
 
     def _encode(self) -> None:
-        """Encode the newest frame while anyone watches, at most MAX_FPS a second."""
-        last = 0.0
+        """Encode each frame handed over (at most MAX_FPS a second, only while anyone watches)."""
         while not self.ended:
             if not self.image_ready.wait(0.5):
                 continue
@@ -206,11 +207,6 @@ class LiveView:
             image = self.latest
             if image is None or self.ended:
                 continue
-            wait = last + 1 / MAX_FPS - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-                image = self.latest  # a newer one may have come meanwhile
-            last = time.monotonic()
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if ok and self.loop is not None:
                 self._jpeg_pending = jpeg.tobytes()
