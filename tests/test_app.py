@@ -130,3 +130,36 @@ def test_the_loop_as_a_library_call(model_factory, tmp_path, capsys):
         labels = tmp_path / "dog.txt"
         tally = detect_loop(detector, frames, [JsonLines(), LabelFiles({str(dog): labels}, tmp_path, print)])
     assert tally.frames == 1 and labels.read_text() == expected.to_labels(768, 576)
+
+
+@pytest.mark.slow
+def test_a_video_on_a_terminal_shows_one_updating_bar_and_plain_lines_elsewhere(model_factory, tmp_path):
+    """stderr a terminal (a pty): tqdm's bar, redrawn in place, with rate and ETA; a pipe: plain lines."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from utils.testing.image_sets import looped_clip
+    video = looped_clip(tmp_path / "clip.mp4", 10)
+    command = [sys.executable, str(ROOT / "inference.py"), "--model", str(model_factory("tiny_keep_int8", [], [])),
+               "--classes", str(MODEL_DATA / "coco.names"), "--video", str(video), "--no-display"]
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 1 << 16)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(timeout=120) == 0
+    text = shown.decode(errors="replace")
+    assert "240/240" in text and "frame/s" in text and "100%|" in text and "\r" in text, text[-500:]
+    piped = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert [line for line in piped.stderr.splitlines() if "frames" in line and "/" in line][:2] == \
+        ["100/240 frames", "200/240 frames"], piped.stderr

@@ -997,6 +997,11 @@ def _(d, m):
     return infer(d, m, "--video", video(d), "--output", "rtsp://admin:hunter2@cam/out")
 
 
+@case("infer: --cam of a camera that is not there", fragments=("camera 9: cannot be opened",), absent=("camera camera",))
+def _(d, m):
+    return infer(d, m, "--cam", "9")
+
+
 @case("infer: no --classes for a heads model", fragments=("m.tflite", "--classes"))
 def _(d, m):
     return [*INFER, "--model", model(d, m), "--image", photo(d)]

@@ -230,6 +230,18 @@ def test_zero_area_boxes_are_left_out_alike_in_both_formats(tmp_path):
     assert len(truths[0].class_ids) == 1 and zero_area == 1
 
 
+def test_the_table_counts_one_object_as_one_object():
+    from utils.evaluation.runner import Evaluation, Run, format_table
+
+    class Named:  # the table reads only a run's label and result
+        pass
+    result = score([truth([A, B], [0, 2]), truth([A], [2])], [found([A], [0.9], [0]), found([A], [0.8], [2])], classes=3)
+    result.map50_95 = 0.5
+    table = format_table(Evaluation([Run("m.tflite", Named(), [], result)], 2, [], 0, 3), ["person", "car", "dog"], 0.25)
+    rows = {line.split()[0]: line for line in table.splitlines() if line.startswith("  ")}
+    assert " 1 object  " in rows["person"] and " 2 objects " in rows["dog"], table
+
+
 def test_help():
     result = run_script("evaluate.py", "--help")
     assert result.returncode == 0 and "--reference" in result.stdout and "--kernels" in result.stdout

@@ -232,6 +232,7 @@ def test_quantization_debugger_ranks_layers(model_factory, tmp_path):
                            "--num-samples", "4", "--debug-layers", "3")
     assert quantizer.returncode == 0, quantizer.stderr
     assert "the 3 largest" in quantizer.stdout
+    assert quantizer.stdout.splitlines()[1] == f"loading {h5} (TensorFlow)"  # said before TensorFlow starts
     assert f"wrote {tmp_path / 'm_layers.png'} (every layer's int8 error, in network order)" in quantizer.stdout
     assert png_size(tmp_path / "m_layers.png") == chart_size(32)
 

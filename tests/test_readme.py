@@ -174,3 +174,23 @@ def test_your_own_model_section_runs_as_written(tmp_path, weights, model_factory
         assert (project / "out" / name).is_file(), name
     assert "data/test.jpg: " in result.stdout and "dog" in result.stdout.split("data/test.jpg: ")[1].splitlines()[0]
     assert result.stdout.count("mAP@0.5") == 2
+
+
+def test_make_demo_makes_only_what_changed(tmp_path):
+    """make demo's steps are files: with every one newer than its inputs nothing runs; a newer cfg
+    makes both conversions, both quantizations and the detection again."""
+    out, cfg = tmp_path / "out", tmp_path / "tiny.cfg"
+    out.mkdir()
+    shutil.copy(ROOT / "model_data" / "yolov3-tiny.cfg", cfg)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for name in (".installed", "yolov3-tiny-cpu.h5", "yolov3-tiny-tpu.h5", "yolov3-tiny-cpu.tflite",
+                 "yolov3-tiny-tpu.tflite", "dog_detections.jpg"):
+        ((venv if name == ".installed" else out) / name).touch()
+        os.utime((venv if name == ".installed" else out) / name, (2e9, 2e9))
+    make = ["make", "-C", str(ROOT), f"OUT={out}", f"CFG={cfg}", f"VENV={venv}"]
+    assert subprocess.run([*make, "-q", "demo"]).returncode == 0  # up to date: nothing to do
+    os.utime(cfg, (2.1e9, 2.1e9))
+    planned = subprocess.run([*make, "-n", "demo"], capture_output=True, text=True, check=True).stdout
+    steps = [line.split()[1] for line in planned.splitlines() if line.startswith(str(venv))]
+    assert sorted(steps) == sorted(["convert.py"] * 2 + ["keras_to_tflite_quant.py"] * 2 + ["inference.py"]), planned

@@ -92,7 +92,14 @@ def progress_bar(total: int | None, label: str, unit: str = "it"):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except OSError:
+        size = os.terminal_size((0, 0))
+    # A terminal that reports no size (a serial console, a fresh pty) gets 80x24: tqdm would hide the bar.
+    known = size.columns > 0 and size.lines > 0
+    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=True, dynamic_ncols=known,
+                ncols=None if known else 80, nrows=None if known else 24)
 
 
 class Progress:

@@ -100,7 +100,7 @@ def run(options: InferenceOptions) -> int:
                 if isinstance(output, out.VideoFile):
                     output.fps = fps_in
             outputs.append(LiveStatus(source.name, lambda: events.count) if source.live
-                           else FileProgress(source.name, frame_count))
+                           else FileProgress(Path(source.name).name, frame_count))
             frames_of = video.frames
         if options.display and sinks.display_available():
             outputs.append(out.Window())
