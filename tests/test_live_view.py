@@ -58,9 +58,9 @@ def model(model_factory) -> Path:
 class Served:
     """inference.py --serve in a child process: its JSON lines with their arrival times, its stderr."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, env: dict | None = None):
         self.process = subprocess.Popen([sys.executable, str(ROOT / "inference.py"), *args], cwd=ROOT, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
         self.records: list[tuple[float, dict]] = []
         self.errors: list[str] = []
         self.port: int | None = None
@@ -250,6 +250,32 @@ def test_the_page_says_when_a_file_source_ends(chromium, model, tmp_path):
         if served.process.poll() is None:
             served.process.kill()
     assert "Traceback" not in "\n".join(served.errors), served.errors
+
+
+def test_the_page_shows_the_edge_tpu_and_its_faults_as_they_happen(model, standin_edgetpu, tmp_path):
+    """On a stand-in Edge TPU unplugged for 2 s mid-run: the state names the device, and its events
+    (closed, back) reach the page as they happen, word for word as on stderr."""
+    from utils.testing import standin
+    compiled = standin.compile_for_standin(model, tmp_path / "tiny_edgetpu.tflite")
+    video = looped_clip(tmp_path / "clip.mp4", 40)
+    environment = standin.environment(standin_edgetpu, "usb", "0@30+2")
+    served = Served("--model", str(compiled), "--classes", COCO, "--video", str(video), "--no-display", "--edge_tpu",
+                    "--json", "--serve", "127.0.0.1:0", env=environment)
+    try:
+        deadline = time.monotonic() + 60
+        while not any("back after" in line for line in served.state()["events"]):
+            assert time.monotonic() < deadline and served.process.poll() is None, served.errors
+            time.sleep(0.2)
+        state = served.state()
+        assert state["device"] == "Edge TPU (the first found)" and state["frames"] >= 28  # fault at invoke 30
+        shown = [line.split(" ", 1)[1] for line in state["events"]]
+        assert shown == [line for line in served.errors if line.startswith("Edge TPU")], (shown, served.errors)
+        assert "closed it" in shown[0] and "back after" in shown[1], shown
+        served.process.send_signal(signal.SIGINT)
+        assert served.process.wait(timeout=15) == 130
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
 
 
 def test_a_privileged_port_without_the_right(model, tmp_path):

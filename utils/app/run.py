@@ -92,7 +92,9 @@ def run(options: InferenceOptions) -> int:
         raise
     with graceful_stop() as stop, detector:
         if view is not None:
-            view.start(f"{Path(options.model).name} ({detector.engine.description})")
+            device = ("CPU" if not options.edge_tpu else f"Edge TPU {options.device}" if options.device
+                      else "Edge TPU (the first found)")
+            view.start(f"{Path(options.model).name} ({detector.engine.description})", device)
         if source is not None:
             video = streams.Stream(source, options.reconnect, on_event=events)
             fps_in, frame_count = video.properties()

@@ -120,6 +120,7 @@ class LiveView:
         self.events: collections.deque = collections.deque(maxlen=20)
         self.latest: np.ndarray | None = None
         self.due = 0.0  # when the viewers may have the next frame
+        self.device = "CPU"
         self.image_ready = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
@@ -129,8 +130,9 @@ class LiveView:
 
     # --- the detection loop's side -------------------------------------------------------------
 
-    def start(self, model: str = "") -> None:
-        self.state["model"] = model
+    def start(self, model: str = "", device: str = "CPU") -> None:
+        """Serve; ``model`` and ``device`` name what runs (a frame's own device, when it has one, wins)."""
+        self.state["model"], self.device = model, device
         ready = threading.Event()
         self.thread = threading.Thread(target=self._serve, args=(ready,), daemon=True, name="live-view")
         self.thread.start()
@@ -154,7 +156,7 @@ class LiveView:
         span = now - self.recent[0][0]
         with self.lock:
             self.state.update(frame=result.frame.index, frames=self.state["frames"] + 1,
-                              detections=result.detections.to_record(result.names), device=timing.device,
+                              detections=result.detections.to_record(result.names), device=timing.device or self.device,
                               fps=round((len(self.recent) - 1) / span, 1) if span > 0 else 0.0,
                               ms={stage: round(float(np.mean([r[i] for r in self.recent])), 2)
                                   for i, stage in ((1, "pre"), (2, "invoke"), (3, "post"))})
