@@ -30,11 +30,7 @@ def speed_chart(rows: list[tuple[str, dict[str, float]]], others: list[tuple[str
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.set_xlim(0, limit)
     ax.set_xlabel("milliseconds per frame (median)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return save(fig, path)
+    return _finish(fig, ax, title, "upper right", "x", path)
 
 
 def fidelity_chart(rows: list[tuple[str, float, float, tuple[float, float]]], title: str, path: Path) -> Path:
@@ -52,8 +48,12 @@ def fidelity_chart(rows: list[tuple[str, float, float, tuple[float, float]]], ti
     ax.set_xticks(list(positions), [label for label, _, _, _ in rows], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share of the float model's detections matched")
+    return _finish(fig, ax, title, "lower right", "y", path)
+
+
+def _finish(fig, ax, title: str, legend: str, grid: str, path: Path) -> Path:
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc=legend, fontsize=8)
+    ax.grid(axis=grid, alpha=0.3)
     fig.tight_layout()
     return save(fig, path)
