@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -55,6 +56,16 @@ def model(model_factory) -> Path:
     return model_factory("tiny_keep_int8", [], [])
 
 
+@dataclass
+class Phase:
+    fps: float
+    cpu_ms: float     # the served run's CPU time per frame (its threads and the server's), whatever else runs
+    longest_gap: float  # seconds between two frames: a viewer that held up the pipeline would show here
+
+    def __str__(self) -> str:
+        return f"{self.fps:.1f} fps, {self.cpu_ms:.1f} CPU ms/frame, longest gap {self.longest_gap * 1e3:.0f} ms"
+
+
 class Served:
     """inference.py --serve in a child process: its JSON lines with their arrival times, its stderr."""
 
@@ -86,12 +97,19 @@ class Served:
     def url(self, path: str = "/", token: str | None = TOKEN) -> str:
         return f"http://127.0.0.1:{self.port}{path}" + (f"?token={token}" if token else "")
 
-    def fps(self, seconds: float) -> float:
-        """Frames that came out in the next ``seconds``, per second."""
-        start = time.monotonic()
+    def fps(self, seconds: float) -> Phase:
+        """The next ``seconds``: frames per second, the run's CPU time per frame and its longest wait
+        between two frames."""
+        start, cpu_before = time.monotonic(), self.cpu_seconds()
         time.sleep(seconds)
-        end = time.monotonic()
-        return sum(1 for stamp, _ in self.records if start <= stamp < end) / (end - start)
+        end, cpu_after = time.monotonic(), self.cpu_seconds()
+        stamps = [stamp for stamp, _ in self.records if start <= stamp < end]
+        gaps = np.diff([start, *stamps, end])
+        return Phase(len(stamps) / (end - start), (cpu_after - cpu_before) * 1e3 / max(len(stamps), 1), float(gaps.max()))
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def record_of(self, frame: int) -> dict:
         return next(record for _, record in self.records if record["frame"] == frame)
@@ -212,16 +230,19 @@ def test_the_live_view_in_a_browser(chromium, model, tmp_path):
             reader.kill()
     assert "Traceback" not in "\n".join(served.errors), served.errors
     assert any(line.startswith("interrupted after") for line in served.errors), served.errors
-    table = "  ".join(f"{name}: {value:.1f} fps" for name, value in fps.items())
+    table = "; ".join(f"{name}: {phase}" for name, phase in fps.items())
     if os.environ.get("LIVE_VIEW_TABLE"):
         with open(os.environ["LIVE_VIEW_TABLE"], "a") as out:
             out.write(f"live view, one run of {video.name} ({os.cpu_count()} cores): {table}\n")
-    # Viewers are served from frames the run has already made, encoded once (15 a second at most): a
-    # stalled viewer costs nothing, readers little; the browsers add what Chromium itself takes from
-    # this machine's cores (a viewer on another machine does not).
-    baseline = max(fps["0 viewers"], fps["0 viewers, again"])
-    assert min(fps["1 stalled viewer"], fps["2 HTTP readers"]) >= 0.85 * baseline, table
-    assert min(fps["1 viewer"], fps["2 viewers"]) >= 0.6 * baseline, table
+    # Viewers are served from frames the run has already made, drawn and encoded once (15 a second at
+    # most). The frames per second depend on what else runs on the machine (Chromium itself, another
+    # test worker), so what is asserted is load-independent: the run never waits for a viewer (no gap
+    # near a second between two frames, about 12 ms apart), and serving adds little CPU time per frame
+    # (drawing and encoding; a stalled viewer or readers next to nothing). README has the fps of an idle run.
+    assert all(phase.longest_gap < 0.5 for phase in fps.values()), table
+    baseline = min(fps["0 viewers"].cpu_ms, fps["0 viewers, again"].cpu_ms)
+    assert max(fps[name].cpu_ms for name in ("2 HTTP readers", "1 stalled viewer")) <= 1.15 * baseline, table
+    assert max(fps[name].cpu_ms for name in ("1 viewer", "2 viewers")) <= 1.3 * baseline, table
     if os.environ.get("TINYYOLO_UPDATE_DOCS"):
         shutil.copy(page_shot, SCREENSHOT)
     assert_screenshot(SCREENSHOT)

@@ -86,27 +86,26 @@ def run(options: InferenceOptions) -> int:
         outputs.append(view)
     try:
         detector = load(options, events)
-    except BaseException:
+        with graceful_stop() as stop, detector:
+            if view is not None:
+                device = ("CPU" if not options.edge_tpu else f"Edge TPU {options.device}" if options.device
+                          else "Edge TPU (the first found)")
+                view.start(f"{Path(options.model).name} ({detector.engine.description})", device)
+            if source is not None:
+                video = streams.Stream(source, options.reconnect, on_event=events)
+                fps_in, frame_count = video.properties()
+                for output in outputs:
+                    if isinstance(output, out.VideoFile):
+                        output.fps = fps_in
+                outputs.append(LiveStatus(source.name, lambda: events.count) if source.live
+                               else FileProgress(Path(source.name).name, frame_count))
+                frames_of = video.frames
+            if options.display and sinks.display_available():
+                outputs.append(out.Window())
+            tally = detect_loop(detector, frames_of(stop), outputs, stop, draw_fps=source is not None)
+    finally:  # the loop closes every output; this is for a failure before it starts (a camera that does not open)
         if view is not None:
             view.close(False)
-        raise
-    with graceful_stop() as stop, detector:
-        if view is not None:
-            device = ("CPU" if not options.edge_tpu else f"Edge TPU {options.device}" if options.device
-                      else "Edge TPU (the first found)")
-            view.start(f"{Path(options.model).name} ({detector.engine.description})", device)
-        if source is not None:
-            video = streams.Stream(source, options.reconnect, on_event=events)
-            fps_in, frame_count = video.properties()
-            for output in outputs:
-                if isinstance(output, out.VideoFile):
-                    output.fps = fps_in
-            outputs.append(LiveStatus(source.name, lambda: events.count) if source.live
-                           else FileProgress(Path(source.name).name, frame_count))
-            frames_of = video.frames
-        if options.display and sinks.display_available():
-            outputs.append(out.Window())
-        tally = detect_loop(detector, frames_of(stop), outputs, stop, draw_fps=source is not None)
     return _report(options, tally, detector, stop, say, unreadable, paths if options.image else None,
                    video if source is not None else None, bool(options.output or options.save_txt))
 
