@@ -50,13 +50,14 @@ class InferenceOptions:
 
 
 class Events:
-    """Device and stream events: each one line on stderr, counted, and passed to the live view."""
+    """Device and stream events: each one line on stderr, passed to the live view; ``faults`` counts
+    the ones that are not a recovery (a device or a stream ``back after …``)."""
 
     def __init__(self):
-        self.count, self.listeners = 0, []
+        self.faults, self.listeners = 0, []
 
     def __call__(self, line: str) -> None:
-        self.count += 1
+        self.faults += ": back after " not in line
         print(line, file=sys.stderr, flush=True)
         for listener in self.listeners:
             listener(line)
@@ -97,7 +98,7 @@ def run(options: InferenceOptions) -> int:
                 for output in outputs:
                     if isinstance(output, out.VideoFile):
                         output.fps = fps_in
-                outputs.append(LiveStatus(source.name, lambda: events.count) if source.live
+                outputs.append(LiveStatus(source.name, lambda: events.faults) if source.live
                                else FileProgress(Path(source.name).name, frame_count))
                 frames_of = video.frames
             if options.display and sinks.display_available():
