@@ -106,7 +106,7 @@ class LiveView:
         if not address.loopback and token is not None and not token.strip():
             raise UserError(f"--serve {address.text}: binds beyond this machine, so it needs a token: give a "
                             "non-empty --serve-token, or leave it out and one is made and printed")
-        self.address, self.source = address, source
+        self.address, self.source = address, source  # the source as messages name it (masked)
         self.token = token if token else (None if address.loopback else secrets.token_urlsafe(16))
         self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
         self.sock = bind(address)
@@ -114,8 +114,7 @@ class LiveView:
         self.viewers = 0            # open MJPEG streams
         self.watchers = 0           # open state streams
         self.lock = threading.Lock()
-        self.state: dict = {"source": source, "model": "", "frame": None, "frames": 0, "fps": 0.0, "ms": {},
-                            "device": None, "detections": [], "events": [], "viewers": 0, "ended": False}
+        self.model, self.last, self.frames = "", None, 0  # the page's state is made from these when asked
         self.recent: collections.deque = collections.deque(maxlen=30)   # (time, pre, invoke, post)
         self.events: collections.deque = collections.deque(maxlen=20)
         self.latest: np.ndarray | None = None
@@ -132,7 +131,7 @@ class LiveView:
 
     def start(self, model: str = "", device: str = "CPU") -> None:
         """Serve; ``model`` and ``device`` name what runs (a frame's own device, when it has one, wins)."""
-        self.state["model"], self.device = model, device
+        self.model, self.device = model, device
         ready = threading.Event()
         self.thread = threading.Thread(target=self._serve, args=(ready,), daemon=True, name="live-view")
         self.thread.start()
@@ -152,14 +151,9 @@ class LiveView:
     def write(self, result: FrameResult) -> None:
         now = time.monotonic()
         timing = result.timing
-        self.recent.append((now, timing.pre, timing.invoke, timing.post))
-        span = now - self.recent[0][0]
-        with self.lock:
-            self.state.update(frame=result.frame.index, frames=self.state["frames"] + 1,
-                              detections=result.detections.to_record(result.names), device=timing.device or self.device,
-                              fps=round((len(self.recent) - 1) / span, 1) if span > 0 else 0.0,
-                              ms={stage: round(float(np.mean([r[i] for r in self.recent])), 2)
-                                  for i, stage in ((1, "pre"), (2, "invoke"), (3, "post"))})
+        with self.lock:  # the state itself is made only when a viewer asks (_state_now), not per frame
+            self.recent.append((now, timing.pre, timing.invoke, timing.post))
+            self.last, self.frames = result, self.frames + 1
         if self.viewers and now >= self.due:  # drawn and handed over at most MAX_FPS times a second
             self.due = now + 1 / MAX_FPS
             self.latest = result.annotated
@@ -170,7 +164,6 @@ class LiveView:
     def event(self, line: str) -> None:
         with self.lock:
             self.events.append(f"{time.strftime('%H:%M:%S')} {line}")
-            self.state["events"] = list(self.events)
         self._notify(self._state_changed)
 
     def close(self, keep: bool = True) -> None:
@@ -179,8 +172,6 @@ class LiveView:
         if self.closed:
             return
         self.closed, self.ended = True, True
-        with self.lock:
-            self.state["ended"] = True
         self.image_ready.set()
         if self.loop is not None and self.thread is not None:
             try:
@@ -275,8 +266,18 @@ class LiveView:
         return web.json_response(self._state_now(), headers={"Cache-Control": "no-store"})
 
     def _state_now(self) -> dict:
+        """What the page shows: the newest frame's detections, fps and mean stage times of the last 30
+        frames, the device, the events."""
         with self.lock:
-            return {**self.state, "viewers": self.viewers}
+            last, frames, recent, events, ended = self.last, self.frames, list(self.recent), list(self.events), self.ended
+        span = recent[-1][0] - recent[0][0] if recent else 0.0
+        return {"source": self.source, "model": self.model, "frame": last.frame.index if last else None,
+                "frames": frames, "fps": round((len(recent) - 1) / span, 1) if span > 0 else 0.0,
+                "ms": {stage: round(float(np.mean([r[i] for r in recent])), 2)
+                       for i, stage in ((1, "pre"), (2, "invoke"), (3, "post"))} if recent else {},
+                "device": (last.timing.device if last else None) or self.device,
+                "detections": last.detections.to_record(last.names) if last else [],
+                "events": events, "viewers": self.viewers, "ended": ended}
 
     async def _stream(self, request):
         """MJPEG: the newest frame each time this viewer is ready for one."""
