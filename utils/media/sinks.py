@@ -6,6 +6,7 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -154,6 +155,19 @@ def check_image_suffix(path: Path) -> None:
                         "use .jpg, .png, .bmp, .webp or .tif")
 
 
+def _check_one_each(entries: list[tuple[Path, Path]], planned: list[Path], what: str, hint: str,
+                    check: Callable[[Path], None] = lambda dest: None) -> None:
+    """Each source's planned output passes ``check``, replaces no source, and no two sources share one."""
+    sources = [path for path, _ in entries]
+    seen: dict[Path, Path] = {}
+    for source, dest in zip(sources, planned):
+        check(dest)
+        check_output(dest, sources, what)
+        if dest in seen:
+            raise UserError(f"{what} {dest}: both {seen[dest]} and {source} would be written there; {hint}")
+        seen[dest] = source
+
+
 def plan_image_outputs(entries: list[tuple[Path, Path]], output: Path) -> list[Path]:
     """Where each annotated image goes, checked before any work: ``output`` itself for one image
     named like a file, else ``output/<the image's path relative to its source>`` (the source tree
@@ -162,15 +176,8 @@ def plan_image_outputs(entries: list[tuple[Path, Path]], output: Path) -> list[P
     if len(entries) > 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
         raise UserError(f"output {output}: {len(entries)} images need a directory, not an image name")
     planned = [output] if single else [output / relative for _, relative in entries]
-    sources = [path for path, _ in entries]
-    seen: dict[Path, Path] = {}
-    for (source, _), dest in zip(entries, planned):
-        check_image_suffix(dest)
-        check_output(dest, sources)
-        if dest in seen:
-            raise UserError(f"output {dest}: both {seen[dest]} and {source} would be written there; "
-                            "give the images from one directory, or distinct names")
-        seen[dest] = source
+    _check_one_each(entries, planned, "output", "give the images from one directory, or distinct names",
+                    check_image_suffix)
     for dest in {dest.parent: dest for dest in planned}.values():  # one per directory: a read-only place fails now
         check_writable(dest)
     return planned
@@ -180,14 +187,7 @@ def plan_label_outputs(entries: list[tuple[Path, Path]], directory: Path) -> lis
     """``inference.py --save-txt``: where each image's label file goes (the source tree mirrored
     under ``directory``, ``.txt`` for the image's suffix), checked before any work."""
     planned = [directory / relative.with_suffix(".txt") for _, relative in entries]
-    sources = [path for path, _ in entries]
-    seen: dict[Path, Path] = {}
-    for (source, _), dest in zip(entries, planned):
-        check_output(dest, sources, "labels")
-        if dest in seen:
-            raise UserError(f"labels {dest}: both {seen[dest]} and {source} would be written there; give images "
-                            "with distinct names")
-        seen[dest] = source
+    _check_one_each(entries, planned, "labels", "give images with distinct names")
     existing = [dest for dest in planned if os.path.lexists(dest)]
     if existing:
         raise UserError(f"labels {existing[0]}: exists ({len(existing)} of the {len(planned)} label files do); "
