@@ -30,6 +30,7 @@ import pytest
 
 from conftest import MODEL_DATA, ROOT
 from utils.testing.browser import chromium_path, headless_chromium
+from utils.testing.figures import png_size
 from utils.testing.image_sets import looped_clip
 
 pytestmark = pytest.mark.slow
@@ -250,9 +251,7 @@ def test_the_live_view_in_a_browser(chromium, model, tmp_path):
 
 def assert_screenshot(path: Path) -> None:
     """README's screenshot of the live view: exists, decodes, the test's viewport size."""
-    image = cv2.imread(str(path))
-    assert image is not None, f"{path}: missing or not an image (TINYYOLO_UPDATE_DOCS=1 makes it)"
-    assert image.shape[:2] == (VIEWPORT["height"], VIEWPORT["width"]), image.shape
+    assert png_size(path) == (VIEWPORT["width"], VIEWPORT["height"]), f"{path} (TINYYOLO_UPDATE_DOCS=1 makes it)"
 
 
 def test_the_page_says_when_a_file_source_ends(chromium, model, tmp_path):

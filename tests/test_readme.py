@@ -12,6 +12,7 @@ import cv2
 import pytest
 
 from conftest import ROOT
+from utils.testing.figures import image_size
 
 README = ROOT / "README.md"
 # The only walkthrough lines that may be skipped: they need Coral's compiler, a camera or an Edge TPU.
@@ -36,13 +37,6 @@ def demo_console_block() -> list[str]:
 
 def numbers_out(line: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "N", line)
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file that decodes; AssertionError if it is missing or does not."""
-    image = cv2.imread(str(path))
-    assert image is not None, f"{path}: missing or not an image"
-    return image.shape[1], image.shape[0]
 
 
 def library_example() -> str:
