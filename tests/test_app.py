@@ -110,6 +110,11 @@ def test_beyond_localhost_a_token_is_made_and_required():
         assert local.token is None and local.url() == f"http://127.0.0.1:{local.port}/"
     finally:
         local.close()
+    spaced = LiveView(parse_address("127.0.0.1:0"), "a b&c=d", "camera 0")  # a token as typed, quoted in the URL
+    try:
+        assert spaced.url() == f"http://127.0.0.1:{spaced.port}/?token=a%20b%26c%3Dd"
+    finally:
+        spaced.close()
     with socket.create_server(("127.0.0.1", 0)) as taken:
         with pytest.raises(UserError, match="is in use"):
             LiveView(parse_address(f"127.0.0.1:{taken.getsockname()[1]}"), None, "x")

@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,7 @@ class LiveView:
         if not self.address.loopback and host in ("0.0.0.0", "::", ""):
             host = socket.gethostname()
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+        return f"http://{shown}:{self.port}/" + (f"?token={urllib.parse.quote(self.token, safe='')}" if self.token else "")
 
     def write(self, result: FrameResult) -> None:
         now = time.monotonic()
